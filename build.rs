@@ -1,0 +1,35 @@
+//! Assembles the context-switch primitives in `asm/` for the target architecture.
+//!
+//! The switch code is hand-written assembly (one file per architecture) so that the exact
+//! register set and frame layout are under our control and can be checked line by line;
+//! see the comment at the top of each file.
+
+use std::env;
+
+/// Architectures with a context-switch implementation in `asm/`.
+const SUPPORTED: &[(&str, &str)] = &[("x86_64", "asm/x86_64.S"), ("aarch64", "asm/aarch64.S")];
+
+fn main() {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
+    let target = env::var("TARGET").unwrap_or_default();
+    for (_, file) in SUPPORTED {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let Some((_, file)) = SUPPORTED.iter().find(|(a, _)| *a == arch) else {
+        let names: Vec<&str> = SUPPORTED.iter().map(|(a, _)| *a).collect();
+        panic!(
+            "\n\nstackful: the target architecture `{arch}` (target `{target}`) is not supported.\n\
+             stackful switches stacks with hand-written assembly and has an implementation for: {}.\n\
+             Contributions of an `asm/{arch}.S` are welcome.\n\n",
+            names.join(", ")
+        );
+    };
+
+    cc::Build::new()
+        .file(file)
+        // Recent GCC/clang warn about flags they do not use when assembling.
+        .flag_if_supported("-Wno-unused-command-line-argument")
+        .compile("stackful_switch");
+}

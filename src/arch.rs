@@ -1,0 +1,69 @@
+//! Bindings to the context-switch primitives in `asm/<arch>.S`.
+//!
+//! The frame layout, the saved registers and the calling convention are documented at
+//! the top of each assembly file; this module only states the contract as Rust sees it.
+
+/// What a switch hands back to the side that regains control.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Transfer {
+    /// The `arg` passed by the side that switched to us.
+    pub data: usize,
+    /// Where the coroutine that just suspended saved its registers; pass it to the
+    /// next [`switch_in`].
+    pub sp: usize,
+}
+
+/// The function run on a fresh stack: `entry(arg, link)`. It must never return
+/// (it ends by switching out for the last time).
+pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, link: *mut usize) -> !;
+
+extern "C" {
+    #[link_name = "stackful_fiber_enter"]
+    fn fiber_enter(arg: usize, top: usize, entry: EntryFn) -> Transfer;
+    #[link_name = "stackful_fiber_switch_in"]
+    fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer;
+    #[link_name = "stackful_fiber_switch_out"]
+    fn fiber_switch_out(arg: usize, link: *mut usize) -> usize;
+}
+
+/// Offset (in words) from the link slot down to the flags word owned by Rust.
+/// `asm/*.S`: LINK is at `top - 16`, the flags word at `top - 24`.
+pub(crate) const FLAGS_BELOW_LINK: usize = 1;
+/// Bytes at the top of a fiber stack reserved by the assembly (fake return address,
+/// LINK, flags, padding).
+pub(crate) const TOP_RESERVED: usize = 32;
+
+/// Starts `entry(arg, link)` on the stack whose highest address is `top`.
+///
+/// # Safety
+/// `top` is 16-byte aligned, the `TOP_RESERVED` bytes below it and enough stack below
+/// that are writable and not in use, and the flags word (`top - 24`) is initialised.
+/// `entry` never returns and never unwinds; it leaves only through [`switch_out`].
+#[inline(always)]
+pub(crate) unsafe fn enter(arg: usize, top: usize, entry: EntryFn) -> Transfer {
+    // SAFETY: forwarded to the caller (see above).
+    unsafe { fiber_enter(arg, top, entry) }
+}
+
+/// Resumes the coroutine suspended at `sp` whose link slot is `link`.
+///
+/// # Safety
+/// `sp` is the `Transfer::sp` of that coroutine's latest suspension, it has not been
+/// resumed since, and its stack is still allocated.
+#[inline(always)]
+pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer {
+    // SAFETY: forwarded to the caller (see above).
+    unsafe { fiber_switch_in(arg, sp, link) }
+}
+
+/// Suspends the running coroutine, whose link slot is `link`, returning to its resumer.
+///
+/// # Safety
+/// Must be called on a coroutine stack whose `link` slot holds the frame of a resumer
+/// that is still blocked in [`enter`] or [`switch_in`].
+#[inline(always)]
+pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {
+    // SAFETY: forwarded to the caller (see above).
+    unsafe { fiber_switch_out(arg, link) }
+}

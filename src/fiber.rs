@@ -1,0 +1,349 @@
+//! The one unsafe core: a coroutine is a stack, a saved stack pointer and a state.
+//!
+//! Everything typed (generators, futures) is built on the four operations here:
+//! [`Fiber::new`] moves a closure onto a fresh stack, [`Fiber::resume`] runs the
+//! coroutine until it [`suspend`]s or finishes, and dropping a suspended fiber after
+//! [`Fiber::resume`]-ing it with [`CANCEL`] unwinds it.
+//!
+//! # Protocol
+//!
+//! Values never travel in registers: each side passes a pointer to a value on its
+//! own stack, which stays valid because that side is blocked in the switch until the
+//! other side switches back.
+//!
+//! * resumer -> coroutine: a pointer to the resume value (typed by the layer above),
+//!   or [`CANCEL`] (0) to make the coroutine unwind.
+//! * coroutine -> resumer: a pointer to a [`Message`]: `Yield`, `Return` or `Panic`,
+//!   with a pointer to the value. The resumer takes the value with `ptr::read`; the
+//!   coroutine never touches it again.
+//!
+//! # Stack layout
+//!
+//! ```text
+//! stack.top()   ->  +---------------------------+
+//!                   | closure F (until started) |  aligned for F
+//! fiber top     ->  +---------------------------+  16-aligned, handed to `enter`
+//!                   | reserved by asm/*.S:      |
+//!                   |  top-8  fake return addr  |
+//!                   |  top-16 LINK              |  <- `link`
+//!                   |  top-24 flags (Rust)      |  <- `link - 1`
+//!                   |  top-32 padding           |
+//!                   +---------------------------+
+//!                   | entry frame, user frames  |
+//!                   |            ...            |
+//! stack.bottom() -> +---------------------------+
+//! ```
+
+use crate::arch::{self, EntryFn, FLAGS_BELOW_LINK, TOP_RESERVED};
+use crate::stack::StackStorage;
+use std::any::Any;
+use std::io;
+use std::marker::PhantomData;
+use std::mem::{self, ManuallyDrop};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Resume token that makes the coroutine unwind from its suspension point.
+pub(crate) const CANCEL: usize = 0;
+/// Flag bit: the coroutine has been resumed with [`CANCEL`] and is unwinding.
+const CANCELLING: usize = 1;
+
+/// Number of stacks leaked because a suspended coroutine could not be unwound.
+static LEAKED_STACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many coroutine stacks this process has leaked (never freed) because a
+/// suspended coroutine was dropped when it could not be unwound (with
+/// `panic = "abort"`). See the crate docs, "Safety and failure modes".
+pub fn leaked_stacks() -> usize {
+    LEAKED_STACKS.load(Ordering::Relaxed)
+}
+
+/// The private payload a cancelled coroutine unwinds with.
+pub(crate) struct Cancelled;
+
+/// What a coroutine hands to its resumer.
+#[repr(usize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// `payload` points at a yielded value.
+    Yield,
+    /// `payload` points at the closure's return value.
+    Return,
+    /// `payload` points at a `Box<dyn Any + Send>` panic payload.
+    Panic,
+}
+
+#[repr(C)]
+pub(crate) struct Message {
+    pub kind: Kind,
+    pub payload: *mut u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    /// Not started: the closure sits at the top of the stack.
+    Fresh,
+    /// Suspended at `sp`.
+    Suspended,
+    /// Running (somewhere up the current call chain).
+    Running,
+    /// Finished by returning.
+    Returned,
+    /// Finished by panicking (or by being cancelled).
+    Panicked,
+}
+
+/// Arguments of the first entry, on the resumer's stack.
+struct Start {
+    closure: *mut u8,
+    arg: usize,
+}
+
+pub(crate) struct Fiber<'a> {
+    /// Saved stack pointer while `Suspended`.
+    sp: usize,
+    /// The LINK slot at the top of the stack.
+    link: *mut usize,
+    state: State,
+    /// Monomorphised entry for the closure type.
+    entry: EntryFn,
+    /// The closure (on the stack itself) while `Fresh`.
+    closure: *mut u8,
+    /// Drops the closure in place if the fiber is dropped before it started.
+    drop_closure: unsafe fn(*mut u8),
+    stack: ManuallyDrop<StackStorage<'a>>,
+    /// The closure may borrow for 'a; the fiber is not Send (thread-locals on its stack).
+    _marker: PhantomData<(&'a (), *mut ())>,
+}
+
+impl<'a> Fiber<'a> {
+    /// Moves `body` onto `stack`; it runs as `body(link, first_arg)` on the first resume.
+    /// Closures too large to sit comfortably on the stack are boxed instead.
+    pub(crate) fn new<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
+    where
+        F: FnOnce(*mut usize, usize) -> T + 'a,
+    {
+        let usable = stack.top() - stack.bottom();
+        if mem::size_of::<F>() + mem::align_of::<F>() > usable / 8 {
+            Self::new_inner(stack, Box::new(body))
+        } else {
+            Self::new_inner(stack, body)
+        }
+    }
+
+    fn new_inner<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
+    where
+        F: FnOnce(*mut usize, usize) -> T + 'a,
+    {
+        let top = stack.top();
+        let bottom = stack.bottom();
+        if top % 16 != 0 || top <= bottom || top - bottom < 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
+                     aligned and the stack at least 4096 bytes"
+                ),
+            ));
+        }
+        let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
+        let fiber_top = closure & !15;
+        debug_assert!(fiber_top - TOP_RESERVED > bottom + 2048);
+        let link = (fiber_top - 16) as *mut usize;
+        // SAFETY: `closure..top` and the reserved words below `fiber_top` lie inside the
+        // stack (checked above: the closure takes at most 1/8 of it) and are unused.
+        unsafe {
+            ptr::write(closure as *mut F, body);
+            link.sub(FLAGS_BELOW_LINK).write(0);
+        }
+        Ok(Fiber {
+            sp: 0,
+            link,
+            state: State::Fresh,
+            entry: entry::<F, T>,
+            closure: closure as *mut u8,
+            drop_closure: drop_closure::<F>,
+            stack: ManuallyDrop::new(stack),
+            _marker: PhantomData,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// The LINK slot; what [`suspend`] needs to leave this coroutine.
+    #[inline]
+    pub(crate) fn link(&self) -> *mut usize {
+        self.link
+    }
+
+    /// Runs the coroutine until it suspends or finishes; returns its message.
+    ///
+    /// # Safety
+    /// The state is `Fresh` or `Suspended`; `arg` is what the coroutine expects (a
+    /// pointer to a resume value that stays valid until it is read, or `CANCEL` when
+    /// `Suspended`). The message and its payload are valid until the next resume.
+    #[inline]
+    pub(crate) unsafe fn resume(&mut self, arg: usize) -> *mut Message {
+        let transfer = if self.state == State::Suspended {
+            self.state = State::Running;
+            // SAFETY: Suspended means `sp` is the coroutine's latest save point and
+            // its stack is alive (we own it).
+            unsafe { arch::switch_in(arg, self.sp, self.link) }
+        } else {
+            debug_assert_eq!(self.state, State::Fresh);
+            debug_assert_ne!(arg, CANCEL);
+            self.state = State::Running;
+            let start = Start {
+                closure: self.closure,
+                arg,
+            };
+            // SAFETY: the fiber top is 16-aligned with its flags initialised (new_inner);
+            // `entry` leaves only through switch_out; `start` outlives the call.
+            unsafe {
+                arch::enter(
+                    &start as *const Start as usize,
+                    self.link as usize + 16,
+                    self.entry,
+                )
+            }
+        };
+        self.sp = transfer.sp;
+        let msg = transfer.data as *mut Message;
+        // SAFETY: every switch_out passes a pointer to a live Message.
+        self.state = match unsafe { (*msg).kind } {
+            Kind::Yield => State::Suspended,
+            Kind::Return => State::Returned,
+            Kind::Panic => State::Panicked,
+        };
+        msg
+    }
+}
+
+impl Drop for Fiber<'_> {
+    fn drop(&mut self) {
+        match self.state {
+            State::Returned | State::Panicked => {
+                // SAFETY: dropped once; the coroutine is finished, nothing runs on it.
+                unsafe { ManuallyDrop::drop(&mut self.stack) }
+            }
+            State::Fresh => {
+                // SAFETY: taken once. `_release` is declared first, so it is dropped
+                // after the closure, also if the closure's destructor panics.
+                let _release = unsafe { ManuallyDrop::take(&mut self.stack) };
+                // SAFETY: Fresh means the closure is still in place and owned by us.
+                unsafe { (self.drop_closure)(self.closure) };
+            }
+            State::Suspended | State::Running => {
+                // The coroutine could not be unwound (panic=abort), or it is still on the
+                // call stack. Values on its stack may be pinned and referenced from
+                // elsewhere, so the memory must stay valid forever: leak it.
+                LEAKED_STACKS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+unsafe fn drop_closure<F>(closure: *mut u8) {
+    // SAFETY: the caller passes the closure written by `new_inner`, not yet moved out.
+    unsafe { ptr::drop_in_place(closure as *mut F) }
+}
+
+/// The first function on every coroutine stack.
+unsafe extern "C" fn entry<F, T>(arg: usize, link: *mut usize) -> !
+where
+    F: FnOnce(*mut usize, usize) -> T,
+{
+    // SAFETY: `arg` is the `Start` on the resumer's stack (blocked in `enter`), and its
+    // closure was written by `new_inner` and is read exactly once, here.
+    let (body, first) = unsafe {
+        let start = &*(arg as *const Start);
+        (ptr::read(start.closure as *mut F), start.arg)
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(move || body(link, first)));
+    match result {
+        Ok(value) => {
+            let mut value = ManuallyDrop::new(value);
+            let mut msg = Message {
+                kind: Kind::Return,
+                payload: &mut *value as *mut T as *mut u8,
+            };
+            // SAFETY: we are on the coroutine stack and `link` is its LINK slot. The
+            // resumer takes `value`; this stack is never resumed again.
+            unsafe { arch::switch_out(&mut msg as *mut Message as usize, link) };
+        }
+        Err(payload) => {
+            let mut payload = ManuallyDrop::new(payload);
+            let mut msg = Message {
+                kind: Kind::Panic,
+                payload: &mut *payload as *mut Box<dyn Any + Send> as *mut u8,
+            };
+            // SAFETY: as above.
+            unsafe { arch::switch_out(&mut msg as *mut Message as usize, link) };
+        }
+    }
+    // A finished coroutine is never resumed (its state is Returned/Panicked).
+    abort("a finished coroutine was resumed")
+}
+
+/// Suspends the running coroutine whose LINK slot is `link`, handing `msg` to its
+/// resumer; returns the resumer's argument. If the coroutine is being dropped
+/// (resumed with [`CANCEL`]), this unwinds with the private [`Cancelled`] payload
+/// instead of returning.
+///
+/// # Safety
+/// `link` belongs to a coroutine that is running (somewhere on the current chain of
+/// stacks), and `msg` follows the protocol of the module docs.
+#[inline]
+pub(crate) unsafe fn suspend(link: *mut usize, msg: *mut Message) -> usize {
+    // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
+    let arg = unsafe { arch::switch_out(msg as usize, link) };
+    if arg == CANCEL {
+        // SAFETY: as above.
+        unsafe { begin_cancel(link) }
+    }
+    arg
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn begin_cancel(link: *mut usize) -> ! {
+    // SAFETY: the flags word below LINK is ours (see the layout above).
+    unsafe { *link.sub(FLAGS_BELOW_LINK) |= CANCELLING };
+    panic::resume_unwind(Box::new(Cancelled))
+}
+
+/// Whether the coroutine whose LINK slot is `link` is unwinding because it is being
+/// dropped (it must not suspend again).
+///
+/// # Safety
+/// `link` is the LINK slot of a live coroutine.
+#[inline]
+pub(crate) unsafe fn is_cancelling(link: *mut usize) -> bool {
+    // SAFETY: the flags word below LINK is initialised by `new_inner`.
+    unsafe { *link.sub(FLAGS_BELOW_LINK) & CANCELLING != 0 }
+}
+
+/// Takes a panic payload out of a `Kind::Panic` message.
+///
+/// # Safety
+/// `msg` is a live `Kind::Panic` message whose payload has not been taken.
+pub(crate) unsafe fn take_panic(msg: *mut Message) -> Box<dyn Any + Send> {
+    // SAFETY: per the caller, the payload is an untaken Box<dyn Any + Send>.
+    unsafe { ptr::read((*msg).payload as *mut Box<dyn Any + Send>) }
+}
+
+/// Whether a panic payload is the private cancellation payload.
+pub(crate) fn is_cancel_payload(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<Cancelled>()
+}
+
+/// Prints `what` and aborts: for states that safe code cannot reach.
+#[cold]
+pub(crate) fn abort(what: &str) -> ! {
+    eprintln!("stackful: fatal: {what}; aborting");
+    std::process::abort()
+}

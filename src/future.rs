@@ -1,0 +1,328 @@
+//! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
+//! synchronous code into a future.
+
+use crate::fiber::{self, Kind, Message, State};
+use crate::generator::{resume_misuse, Generator, GeneratorState, StackfulGenerator};
+use crate::stack::{Stack, StackStorage};
+use crate::Builder;
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::ptr;
+use std::task::{Context, Poll};
+
+/// What `wait` needs from the `StackfulFuture::poll` currently running its coroutine.
+struct PollFrame {
+    /// The task context of this poll (null while the future is being dropped).
+    cx: *mut Context<'static>,
+    /// LINK slot of the coroutine being polled.
+    link: *mut usize,
+    /// Set while `wait` is inside `Future::poll` of the future it waits on.
+    polling: Cell<bool>,
+}
+
+thread_local! {
+    /// The innermost `StackfulFuture` being polled (or dropped) on this thread.
+    static CURRENT: Cell<*const PollFrame> = const { Cell::new(ptr::null()) };
+}
+
+/// Makes `frame` current for its lifetime; restores the previous one on drop, also
+/// when a panic propagates.
+struct EnterFrame(*const PollFrame);
+
+impl EnterFrame {
+    #[inline]
+    fn new(frame: &PollFrame) -> Self {
+        EnterFrame(CURRENT.with(|c| c.replace(frame)))
+    }
+}
+
+impl Drop for EnterFrame {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// A future running a closure on its own stack; created by [`stackful`].
+///
+/// Polling it runs the closure until it finishes or until something it calls waits on
+/// a pending future with [`wait`]. The closure's stack stays suspended in between.
+///
+/// * Dropping it before the first poll, while suspended, or after completion is fine;
+///   dropping it while suspended unwinds the coroutine's stack, running every
+///   destructor on it (the future being waited on included). With
+///   `panic = "abort"` the stack is leaked instead (see the crate docs).
+/// * A panic in the closure propagates out of `poll` with its original payload.
+/// * Polling it after it returned `Ready` panics.
+///
+/// It is not `Send`: code on the coroutine stack may hold references to the
+/// thread-locals of the thread that polls it (this crate's own bookkeeping is one),
+/// and moving a suspended stack to another thread would leave them dangling. Use it
+/// with single-threaded executors or `spawn_local`-style APIs.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(stackful::stackful(|| 1));
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct StackfulFuture<'a, T> {
+    generator: StackfulGenerator<'a, (), T, ()>,
+}
+
+impl<'a, T> StackfulFuture<'a, T> {
+    /// Creates a future running `f` on a default stack (see [`stackful`]).
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::future`] for the fallible form).
+    pub fn new<F>(f: F) -> Self
+    where
+        F: FnOnce() -> T + 'a,
+    {
+        match Builder::new().future(f) {
+            Ok(fut) => fut,
+            Err(e) => crate::allocation_failed("StackfulFuture::new", e),
+        }
+    }
+
+    /// Creates a future running `f` on a caller-provided stack.
+    ///
+    /// # Panics
+    /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    pub fn with_stack<S, F>(stack: S, f: F) -> Self
+    where
+        S: Stack + 'a,
+        F: FnOnce() -> T + 'a,
+    {
+        match Self::on_stack(StackStorage::Custom(Box::new(stack)), f) {
+            Ok(fut) => fut,
+            Err(e) => panic!("StackfulFuture::with_stack: {e}"),
+        }
+    }
+
+    pub(crate) fn on_stack<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    where
+        F: FnOnce() -> T + 'a,
+    {
+        Ok(StackfulFuture {
+            generator: StackfulGenerator::on_stack(stack, move |_: &_, ()| f())?,
+        })
+    }
+
+    /// Whether the closure has finished (the future returned `Ready` or panicked).
+    pub fn is_complete(&self) -> bool {
+        self.generator.is_complete()
+    }
+}
+
+impl<T> Future for StackfulFuture<'_, T> {
+    type Output = T;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        match this.generator.state() {
+            State::Fresh | State::Suspended => {}
+            State::Returned => panic!("StackfulFuture polled after it completed"),
+            state => resume_misuse("StackfulFuture", state),
+        }
+        let frame = PollFrame {
+            cx: cx as *mut Context<'_> as *mut Context<'static>,
+            link: this.generator.link(),
+            polling: Cell::new(false),
+        };
+        let _enter = EnterFrame::new(&frame);
+        match Pin::new(&mut this.generator).resume(()) {
+            GeneratorState::Yielded(()) => Poll::Pending,
+            GeneratorState::Complete(value) => Poll::Ready(value),
+        }
+    }
+}
+
+impl<T> futures_core::FusedFuture for StackfulFuture<'_, T> {
+    fn is_terminated(&self) -> bool {
+        self.generator.is_complete()
+    }
+}
+
+impl<T> Drop for StackfulFuture<'_, T> {
+    fn drop(&mut self) {
+        if self.generator.state() == State::Suspended {
+            // Code that runs during the unwind (destructors) sees this coroutine as
+            // current, so a `wait` there reports the misuse instead of blocking or
+            // suspending an unrelated coroutine.
+            let frame = PollFrame {
+                cx: ptr::null_mut(),
+                link: self.generator.link(),
+                polling: Cell::new(false),
+            };
+            let _enter = EnterFrame::new(&frame);
+            self.generator.cancel();
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackfulFuture")
+            .field("state", &self.generator.state())
+            .finish()
+    }
+}
+
+/// Turns a synchronous closure into a [`Future`].
+///
+/// The closure runs on a stack of its own (a pooled
+/// [`DEFAULT_STACK_SIZE`](crate::stack::DEFAULT_STACK_SIZE) stack; see [`Builder`]
+/// for other sizes and for a fallible constructor). Whenever it calls [`wait`] on a
+/// future that is not ready, directly or from any depth of nested calls, the whole
+/// stack is suspended and the returned future is `Pending`; the executor polls it
+/// again when the awaited future wakes it.
+///
+/// ```
+/// use stackful::{stackful, wait};
+///
+/// fn sync_sum(values: &[u32]) -> u32 {
+///     // A synchronous function that needs async values.
+///     values.iter().map(|&v| wait(async move { v * 2 })).sum()
+/// }
+///
+/// let total = futures::executor::block_on(stackful(|| sync_sum(&[1, 2, 3])));
+/// assert_eq!(total, 12);
+/// ```
+///
+/// # Panics
+/// If no stack can be allocated.
+pub fn stackful<'a, T, F>(f: F) -> StackfulFuture<'a, T>
+where
+    F: FnOnce() -> T + 'a,
+{
+    StackfulFuture::new(f)
+}
+
+/// Waits for `fut` to complete and returns its output.
+///
+/// * Inside the closure of a [`StackfulFuture`] (at any depth of calls, and inside
+///   generators or other coroutines running within it), a pending `fut` suspends the
+///   whole coroutine: the `StackfulFuture` returns `Pending` to its executor and
+///   `fut` is polled again when it wakes the task.
+/// * Anywhere else it blocks the calling thread until `fut` completes, parking the
+///   thread between polls.
+///
+/// ```
+/// use stackful::{stackful, wait};
+///
+/// // Outside a coroutine: blocks.
+/// assert_eq!(wait(async { 1 + 1 }), 2);
+///
+/// // Inside: suspends the coroutine until the channel has a value.
+/// let (tx, rx) = futures::channel::oneshot::channel();
+/// let fut = stackful(move || wait(rx).unwrap() * 10);
+/// tx.send(4).unwrap();
+/// assert_eq!(futures::executor::block_on(fut), 40);
+/// ```
+///
+/// # Panics
+/// * If called from inside the `poll` of a future that `wait` is itself polling on
+///   the same coroutine (the outer poll's task context would dangle).
+/// * If called while the coroutine is being dropped (from a destructor running
+///   during the unwind).
+/// * With `fut`'s own panic, if polling it panics.
+pub fn wait<T>(fut: impl Future<Output = T>) -> T {
+    let frame = CURRENT.with(Cell::get);
+    if frame.is_null() {
+        return crate::block_on::block_on(fut);
+    }
+    wait_in_coroutine(pin!(fut), frame)
+}
+
+fn wait_in_coroutine<T>(
+    mut fut: Pin<&mut impl Future<Output = T>>,
+    mut frame: *const PollFrame,
+) -> T {
+    loop {
+        // SAFETY: CURRENT points at the PollFrame of the poll (or drop) that is running
+        // our coroutine; it lives on that caller's stack, which is blocked in the
+        // switch below us for as long as we run.
+        let f = unsafe { &*frame };
+        if f.cx.is_null() {
+            crate::generator::suspend_while_cancelling("stackful::wait");
+        }
+        if f.polling.get() {
+            nested_wait();
+        }
+        f.polling.set(true);
+        let reset = ResetPolling(&f.polling);
+        // SAFETY: `cx` is the context of the poll running right now (non-null above).
+        let ready = fut.as_mut().poll(unsafe { &mut *f.cx });
+        drop(reset);
+        if let Poll::Ready(value) = ready {
+            return value;
+        }
+        let mut msg = Message {
+            kind: Kind::Yield,
+            payload: ptr::NonNull::<()>::dangling().as_ptr().cast(),
+        };
+        // SAFETY: `f.link` is the LINK slot of the coroutine being polled, which is
+        // running (we are on it, or on a stack it resumed). The resumer reads `()`
+        // from the dangling payload (a ZST read) and resumes us with a pointer to `()`.
+        unsafe { fiber::suspend(f.link, &mut msg) };
+        // Resumed by the next poll, which installed its own frame.
+        frame = CURRENT.with(Cell::get);
+    }
+}
+
+struct ResetPolling<'a>(&'a Cell<bool>);
+
+impl Drop for ResetPolling<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+#[cold]
+#[track_caller]
+fn nested_wait() -> ! {
+    panic!(
+        "stackful::wait called from inside Future::poll of a future that stackful::wait is \
+         already polling on the same coroutine; a poll cannot suspend the coroutine that \
+         runs it"
+    )
+}
+
+/// Whether the calling code runs inside a [`StackfulFuture`] being polled on this
+/// thread, i.e. whether [`wait`] would suspend a coroutine rather than block the
+/// thread.
+pub fn in_stackful() -> bool {
+    !CURRENT.with(Cell::get).is_null()
+}
+
+/// Lets other tasks run.
+///
+/// Inside a [`StackfulFuture`] it suspends the coroutine once (waking its task at
+/// once, so the executor polls it again after the other ready tasks); elsewhere it
+/// calls [`std::thread::yield_now`].
+pub fn yield_now() {
+    if in_stackful() {
+        wait(YieldOnce(false));
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Generators on stable Rust: a closure that runs on its own stack and can suspend
+//! itself from any depth with [`YieldHandle::yeet`].
+//!
+//! ```
+//! use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
+//! use std::pin::Pin;
+//!
+//! // Yields running sums; each resume passes in the next number.
+//! let mut sums = StackfulGenerator::new(|y: &YieldHandle<i32, i32>, mut n: i32| {
+//!     let mut total = 0;
+//!     while n != 0 {
+//!         total += n;
+//!         n = y.yeet(total);
+//!     }
+//!     "done"
+//! });
+//! let mut g = Pin::new(&mut sums);
+//! assert_eq!(g.as_mut().resume(1), GeneratorState::Yielded(1));
+//! assert_eq!(g.as_mut().resume(2), GeneratorState::Yielded(3));
+//! assert_eq!(g.as_mut().resume(0), GeneratorState::Complete("done"));
+//! ```
+//!
+//! Generators whose resume and return types are `()` are iterators:
+//!
+//! ```
+//! use stackful::generator::{StackfulGenerator, YieldHandle};
+//!
+//! fn walk(depth: u32, y: &YieldHandle<u32>) {
+//!     // Recursion is fine: the whole stack is suspended at each yeet.
+//!     if depth > 0 {
+//!         walk(depth - 1, y);
+//!         y.yeet(depth);
+//!     }
+//! }
+//! let g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| walk(3, y));
+//! assert_eq!(g.collect::<Vec<_>>(), [1, 2, 3]);
+//! ```
+
+use crate::fiber::{self, Fiber, Kind, Message, State};
+use crate::stack::{Stack, StackStorage};
+use crate::Builder;
+use std::io;
+use std::iter::FusedIterator;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::ptr;
+
+/// The result of resuming a generator: it yielded a value or completed with one.
+///
+/// The same shape as the unstable `std::ops::CoroutineState`.
+#[derive(Clone, Copy, PartialEq, PartialOrd, Eq, Ord, Debug, Hash)]
+pub enum GeneratorState<Y, R> {
+    /// The generator suspended with a value.
+    Yielded(Y),
+    /// The generator finished with a value.
+    Complete(R),
+}
+
+/// A resumable computation: the stable stand-in for the unstable
+/// `std::ops::Coroutine` trait.
+pub trait Generator<R = ()> {
+    /// The type of value this generator yields.
+    type Yield;
+    /// The type of value this generator returns.
+    type Return;
+
+    /// Resumes the generator with `arg` until it yields or completes.
+    fn resume(self: Pin<&mut Self>, arg: R) -> GeneratorState<Self::Yield, Self::Return>;
+}
+
+/// A generator running a closure on its own stack.
+///
+/// `Y` is the yielded type, `R` the returned type and `Resume` the type passed in by
+/// each [`resume`](Generator::resume). The first resume value is the closure's second
+/// argument; each later one is what [`YieldHandle::yeet`] returns.
+///
+/// * Dropping a generator that has not finished unwinds its stack, running every
+///   destructor on it (with `panic = "abort"` the stack is leaked instead).
+/// * A panic in the closure propagates out of `resume` with its original payload; the
+///   generator is finished afterwards.
+/// * Resuming a finished generator panics.
+/// * It is not `Send`: code on its stack may hold references to thread-locals.
+///
+/// ```compile_fail
+/// use stackful::generator::{StackfulGenerator, YieldHandle};
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(StackfulGenerator::new(|_: &YieldHandle<()>, ()| ()));
+/// ```
+pub struct StackfulGenerator<'a, Y, R, Resume> {
+    fiber: Fiber<'a>,
+    // The generator owns Y/R values in flight and is tied to the thread.
+    _marker: PhantomData<(*const (), Y, R, fn(Resume))>,
+}
+
+// The closure and everything it uses live on the coroutine's own stack; the
+// generator value itself only holds pointers to it, so moving it is fine.
+impl<Y, R, Resume> Unpin for StackfulGenerator<'_, Y, R, Resume> {}
+
+impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
+    /// Creates a generator running `f` on a default stack (from the per-thread pool,
+    /// [`DEFAULT_STACK_SIZE`](crate::stack::DEFAULT_STACK_SIZE) bytes).
+    ///
+    /// Nothing runs until the first [`resume`](Generator::resume).
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::generator`] for the fallible form).
+    pub fn new<F>(f: F) -> Self
+    where
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+    {
+        match Builder::new().generator(f) {
+            Ok(g) => g,
+            Err(e) => crate::allocation_failed("StackfulGenerator::new", e),
+        }
+    }
+
+    /// Creates a generator running `f` on a caller-provided stack.
+    ///
+    /// # Panics
+    /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    pub fn with_stack<S, F>(stack: S, f: F) -> Self
+    where
+        S: Stack + 'a,
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+    {
+        match Self::on_stack(StackStorage::Custom(Box::new(stack)), f) {
+            Ok(g) => g,
+            Err(e) => panic!("StackfulGenerator::with_stack: {e}"),
+        }
+    }
+
+    pub(crate) fn on_stack<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    where
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+    {
+        let body = move |link: *mut usize, first: usize| -> R {
+            let handle = YieldHandle {
+                link,
+                _marker: PhantomData,
+            };
+            // SAFETY: the first resume passes a pointer to a `Resume` that the resumer
+            // gave up (ManuallyDrop); we take ownership of it exactly once.
+            let first = unsafe { ptr::read(first as *const Resume) };
+            f(&handle, first)
+        };
+        Ok(StackfulGenerator {
+            fiber: Fiber::new(stack, body)?,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Whether the generator has finished (returned or panicked); resuming it again
+    /// would panic.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.fiber.state(), State::Returned | State::Panicked)
+    }
+
+    /// Whether the generator has been resumed at least once.
+    pub fn is_started(&self) -> bool {
+        self.fiber.state() != State::Fresh
+    }
+
+    pub(crate) fn link(&self) -> *mut usize {
+        self.fiber.link()
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.fiber.state()
+    }
+
+    /// Unwinds a suspended generator's stack now (what dropping it does).
+    ///
+    /// A panic other than the cancellation itself (from a destructor that ran during
+    /// the unwind, or from code that caught the cancellation and panicked) is
+    /// propagated unless the thread is already panicking.
+    pub(crate) fn cancel(&mut self) {
+        #[cfg(panic = "unwind")]
+        if self.fiber.state() == State::Suspended {
+            // SAFETY: Suspended, and CANCEL is the token it expects.
+            let msg = unsafe { self.fiber.resume(fiber::CANCEL) };
+            // SAFETY: the message is fresh and its payload untaken.
+            match unsafe { (*msg).kind } {
+                Kind::Return => drop(unsafe { ptr::read((*msg).payload as *mut R) }),
+                Kind::Panic => {
+                    let payload = unsafe { fiber::take_panic(msg) };
+                    if !fiber::is_cancel_payload(&*payload) && !std::thread::panicking() {
+                        std::panic::resume_unwind(payload);
+                    }
+                }
+                // `suspend` refuses to yield once CANCEL was received.
+                Kind::Yield => fiber::abort("a cancelled coroutine yielded"),
+            }
+        }
+    }
+}
+
+impl<Y, R, Resume> Drop for StackfulGenerator<'_, Y, R, Resume> {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
+    type Yield = Y;
+    type Return = R;
+
+    /// Resumes the generator.
+    ///
+    /// # Panics
+    /// If the generator already completed or panicked, if it is resumed from inside
+    /// itself, or with the closure's own panic payload if it panics.
+    #[inline]
+    fn resume(self: Pin<&mut Self>, arg: Resume) -> GeneratorState<Y, R> {
+        let this = self.get_mut();
+        match this.fiber.state() {
+            State::Fresh | State::Suspended => {}
+            state => resume_misuse("StackfulGenerator", state),
+        }
+        let mut arg = ManuallyDrop::new(arg);
+        // SAFETY: Fresh or Suspended; the coroutine takes `arg` (which we gave up) by
+        // `ptr::read` before it can suspend again.
+        let msg = unsafe { this.fiber.resume(&mut *arg as *mut Resume as usize) };
+        // SAFETY: a fresh message from the coroutine, typed by this generator.
+        unsafe { take_message(msg) }
+    }
+}
+
+/// Takes the value out of a message from a generator with these types.
+///
+/// # Safety
+/// `msg` is the fresh message of a coroutine yielding `Y` and returning `R`.
+#[inline]
+pub(crate) unsafe fn take_message<Y, R>(msg: *mut Message) -> GeneratorState<Y, R> {
+    // SAFETY: per the caller: the payload matches the kind and is untaken.
+    unsafe {
+        match (*msg).kind {
+            Kind::Yield => GeneratorState::Yielded(ptr::read((*msg).payload as *mut Y)),
+            Kind::Return => GeneratorState::Complete(ptr::read((*msg).payload as *mut R)),
+            Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
+        }
+    }
+}
+
+#[cold]
+#[track_caller]
+pub(crate) fn resume_misuse(what: &str, state: State) -> ! {
+    match state {
+        State::Returned => panic!("{what} resumed after it completed"),
+        State::Panicked => panic!("{what} resumed after it panicked"),
+        State::Running => panic!("{what} resumed from inside itself (it is already running)"),
+        State::Fresh | State::Suspended => unreachable!(),
+    }
+}
+
+/// A generator whose resume and return types are `()` yields an iterator of its
+/// yielded values. After it completes, `next` keeps returning `None`; a panic in the
+/// generator propagates out of `next`.
+impl<Y> Iterator for StackfulGenerator<'_, Y, (), ()> {
+    type Item = Y;
+
+    fn next(&mut self) -> Option<Y> {
+        if self.fiber.state() == State::Returned {
+            return None;
+        }
+        match Pin::new(self).resume(()) {
+            GeneratorState::Yielded(y) => Some(y),
+            GeneratorState::Complete(()) => None,
+        }
+    }
+}
+
+impl<Y> FusedIterator for StackfulGenerator<'_, Y, (), ()> {}
+
+impl<Y, R, Resume> std::fmt::Debug for StackfulGenerator<'_, Y, R, Resume> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackfulGenerator")
+            .field("state", &self.fiber.state())
+            .finish()
+    }
+}
+
+/// The handle a generator's closure uses to yield: [`yeet`](YieldHandle::yeet).
+///
+/// It is only reachable as the `&YieldHandle` argument of the closure (and what that
+/// closure lends out), so it cannot outlive its generator, and it is neither `Send`
+/// nor `Sync`. A nested generator may capture its parent's handle and yield *through*
+/// the nesting: the whole chain of stacks is suspended and resumed as one.
+pub struct YieldHandle<Y, Resume = ()> {
+    link: *mut usize,
+    _marker: PhantomData<fn(Y) -> Resume>,
+}
+
+impl<Y, Resume> YieldHandle<Y, Resume> {
+    /// Suspends the generator, handing `value` to the caller of
+    /// [`resume`](Generator::resume), and returns the value of the next resume.
+    ///
+    /// (`yield` is a reserved keyword, hence the name.)
+    ///
+    /// # Panics
+    /// If called while the generator is being dropped (its stack is unwinding, e.g.
+    /// from a destructor, or after catching that unwind with `catch_unwind`): a
+    /// generator that is being dropped cannot suspend again.
+    #[inline]
+    pub fn yeet(&self, value: Y) -> Resume {
+        // SAFETY: the handle only exists while its coroutine is alive and running.
+        if unsafe { fiber::is_cancelling(self.link) } {
+            suspend_while_cancelling("YieldHandle::yeet");
+        }
+        let mut value = ManuallyDrop::new(value);
+        let mut msg = Message {
+            kind: Kind::Yield,
+            payload: &mut *value as *mut Y as *mut u8,
+        };
+        // SAFETY: the coroutine of `link` is running (we are inside its closure);
+        // the resumer takes `value` with ptr::read; the resume argument is a pointer
+        // to a `Resume` it gave up, which we take exactly once.
+        unsafe {
+            let arg = fiber::suspend(self.link, &mut msg);
+            ptr::read(arg as *const Resume)
+        }
+    }
+}
+
+impl<Y, Resume> std::fmt::Debug for YieldHandle<Y, Resume> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YieldHandle").finish_non_exhaustive()
+    }
+}
+
+#[cold]
+#[track_caller]
+pub(crate) fn suspend_while_cancelling(what: &str) -> ! {
+    panic!(
+        "{what} called while its coroutine is being dropped: a coroutine whose stack is \
+         being unwound cannot suspend again"
+    )
+}

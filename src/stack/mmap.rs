@@ -1,0 +1,130 @@
+//! [`DefaultStack`]: an anonymous mapping with a guard page at the low end.
+
+use super::{page_size, round_stack_size, Stack};
+use std::io;
+use std::ptr::{self, NonNull};
+
+/// A stack mapped with `mmap`, with one inaccessible (`PROT_NONE`) guard page below
+/// its usable part.
+///
+/// ```text
+/// mapping start                                            mapping end = top()
+/// | guard page (PROT_NONE) | usable (PROT_READ|PROT_WRITE), grows down <-- |
+///                          ^ bottom()
+/// ```
+///
+/// The mapping is private, anonymous and `MAP_NORESERVE` (plus `MAP_STACK` where it
+/// exists): only the pages a coroutine touches cost memory. Dropping it unmaps it.
+#[derive(Debug)]
+pub struct DefaultStack {
+    /// Start of the mapping (the guard page).
+    mapping: NonNull<u8>,
+    /// Length of the whole mapping, guard included.
+    len: usize,
+    /// Length of the guard region.
+    guard: usize,
+}
+
+// SAFETY: a DefaultStack exclusively owns its mapping; nothing in it is tied to a thread.
+unsafe impl Send for DefaultStack {}
+// SAFETY: `&DefaultStack` only gives out addresses.
+unsafe impl Sync for DefaultStack {}
+
+impl DefaultStack {
+    /// Maps a stack with at least `size` usable bytes (rounded up to whole pages and
+    /// to at least [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE)) plus one guard page.
+    ///
+    /// # Errors
+    /// The `mmap` or `mprotect` error: typically `ENOMEM` when the address space, the
+    /// `RLIMIT_AS` limit or the `vm.max_map_count` number of mappings is exhausted.
+    pub fn new(size: usize) -> io::Result<Self> {
+        let usable = round_stack_size(size)?;
+        let guard = page_size();
+        let len = usable.checked_add(guard).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stackful: stack size too large",
+            )
+        })?;
+
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK;
+        #[cfg(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_STACK;
+        #[cfg(not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        )))]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANON;
+
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing
+        // does not alias anything.
+        let mapping = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
+        if mapping == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("stackful: mmap of a {len}-byte coroutine stack failed: {err}"),
+            ));
+        }
+        // SAFETY: the first `guard` bytes belong to the mapping we just created.
+        if unsafe { libc::mprotect(mapping, guard, libc::PROT_NONE) } != 0 {
+            let err = io::Error::last_os_error();
+            // SAFETY: unmapping exactly what we mapped; nothing references it yet.
+            unsafe { libc::munmap(mapping, len) };
+            return Err(io::Error::new(
+                err.kind(),
+                format!("stackful: mprotect of a coroutine stack's guard page failed: {err}"),
+            ));
+        }
+        Ok(DefaultStack {
+            // SAFETY: mmap succeeded, so the address is not null.
+            mapping: unsafe { NonNull::new_unchecked(mapping.cast()) },
+            len,
+            guard,
+        })
+    }
+
+    /// Usable size in bytes (without the guard page).
+    pub fn size(&self) -> usize {
+        self.len - self.guard
+    }
+}
+
+// SAFETY: `mapping..mapping+len` is ours until drop; `top` is page-aligned (so
+// 16-aligned), the usable part is at least MIN_STACK_SIZE, and the guard page below
+// `bottom` is PROT_NONE.
+unsafe impl Stack for DefaultStack {
+    fn top(&self) -> NonNull<u8> {
+        // SAFETY: one past the end of the mapping, never null.
+        unsafe { NonNull::new_unchecked(self.mapping.as_ptr().add(self.len)) }
+    }
+
+    fn bottom(&self) -> NonNull<u8> {
+        // SAFETY: inside the mapping.
+        unsafe { NonNull::new_unchecked(self.mapping.as_ptr().add(self.guard)) }
+    }
+
+    fn guard_size(&self) -> usize {
+        self.guard
+    }
+}
+
+impl Drop for DefaultStack {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
+        unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.len) };
+    }
+}

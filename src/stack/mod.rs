@@ -1,0 +1,137 @@
+//! Coroutine stacks: the [`Stack`] trait, the default `mmap`-backed [`DefaultStack`]
+//! and the per-thread pool that makes creating a coroutine cheap.
+//!
+//! Every coroutine runs on a stack of its own. By default the stack is a
+//! [`DefaultStack`] of [`DEFAULT_STACK_SIZE`] bytes: an anonymous private mapping with
+//! an inaccessible guard page at its low end, so that running off the end faults
+//! instead of corrupting memory. Mappings are reserved lazily by the kernel
+//! (`MAP_NORESERVE`): a suspended coroutine costs only the pages it has touched.
+//!
+//! When a coroutine ends, its default stack goes back to a small per-thread pool
+//! (at most [`thread_pool_limit`] stacks, [`DEFAULT_POOL_LIMIT`] unless changed), so
+//! creating the next coroutine of the same size costs no system call. Stacks beyond
+//! the limit are unmapped, so a burst of coroutines does not pin memory forever, and
+//! [`clear_thread_pool`] returns the cached ones to the system at once.
+//!
+//! Custom stacks implement the `unsafe` trait [`Stack`] and are passed to
+//! [`StackfulGenerator::with_stack`](crate::generator::StackfulGenerator::with_stack) or
+//! [`StackfulFuture::with_stack`](crate::future::StackfulFuture::with_stack).
+
+use std::io;
+use std::ptr::NonNull;
+
+#[cfg(unix)]
+mod mmap;
+mod pool;
+
+#[cfg(unix)]
+pub use mmap::DefaultStack;
+#[cfg(not(unix))]
+compile_error!(
+    "stackful supports Unix-like targets (Linux, macOS, the BSDs) on x86_64 and aarch64"
+);
+
+pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
+
+/// Usable size of a coroutine stack when none is given: 2 MiB, the same as a Rust
+/// thread spawned by `std::thread::spawn` and as stackful 0.1.
+///
+/// Only touched pages use memory; a coroutine that suspends after a few calls uses
+/// a page or two of it.
+pub const DEFAULT_STACK_SIZE: usize = 2 * 1024 * 1024;
+
+/// Smallest usable stack size accepted by [`Builder::stack_size`](crate::Builder::stack_size)
+/// (smaller requests are raised to it): 16 KiB. Leave room above it for what the
+/// coroutine calls; formatting a panic message alone takes a few KiB.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// Memory that a coroutine can run on.
+///
+/// # Safety
+///
+/// An implementation promises that, for as long as the value is alive (and it is not
+/// dropped while a coroutine runs on it, which this crate guarantees):
+///
+/// * the bytes in `bottom()..top()` are readable and writable, are not used by
+///   anything else, and do not move when the `Stack` value itself is moved (the
+///   memory must not be inside the value);
+/// * `top()` is aligned to 16 bytes and `top() - bottom()` is at least 4096 bytes;
+/// * what lies below `bottom()` is either an inaccessible guard region of
+///   [`guard_size`](Stack::guard_size) bytes, or the implementation accepts that a
+///   coroutine which overflows its stack writes below `bottom()` (undefined
+///   behaviour: only stacks with a guard are protected against overflow).
+///
+/// Dropping the value releases the memory; this crate drops it only after the
+/// coroutine has finished, and never drops it (leaks it) when a suspended coroutine
+/// could not be unwound (see the crate docs, "Safety and failure modes").
+pub unsafe trait Stack {
+    /// One past the highest usable address (the stack grows down from here).
+    fn top(&self) -> NonNull<u8>;
+    /// The lowest usable address.
+    fn bottom(&self) -> NonNull<u8>;
+    /// Size of the inaccessible guard region directly below [`bottom`](Stack::bottom),
+    /// or 0 if there is none.
+    fn guard_size(&self) -> usize {
+        0
+    }
+}
+
+/// The stack a coroutine owns: a pooled default stack or a custom one.
+pub(crate) enum StackStorage<'a> {
+    #[cfg(unix)]
+    Pooled(pool::PooledStack),
+    Custom(Box<dyn Stack + 'a>),
+}
+
+impl StackStorage<'_> {
+    /// A default stack of at least `size` usable bytes, from the pool when possible.
+    pub(crate) fn default_with_size(size: usize) -> io::Result<Self> {
+        Ok(StackStorage::Pooled(pool::PooledStack::take(size)?))
+    }
+
+    pub(crate) fn top(&self) -> usize {
+        match self {
+            #[cfg(unix)]
+            StackStorage::Pooled(s) => s.top().as_ptr() as usize,
+            StackStorage::Custom(s) => s.top().as_ptr() as usize,
+        }
+    }
+
+    pub(crate) fn bottom(&self) -> usize {
+        match self {
+            #[cfg(unix)]
+            StackStorage::Pooled(s) => s.bottom().as_ptr() as usize,
+            StackStorage::Custom(s) => s.bottom().as_ptr() as usize,
+        }
+    }
+}
+
+/// Rounds a requested usable size to what [`DefaultStack::new`] maps: at least
+/// [`MIN_STACK_SIZE`], a whole number of pages.
+pub(crate) fn round_stack_size(size: usize) -> io::Result<usize> {
+    let page = page_size();
+    size.max(MIN_STACK_SIZE)
+        .checked_add(page - 1)
+        .map(|s| s & !(page - 1))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("stackful: stack size of {size} bytes is too large"),
+            )
+        })
+}
+
+/// The system page size, read once.
+pub(crate) fn page_size() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = if size > 0 { size as usize } else { 4096 };
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
