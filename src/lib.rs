@@ -75,9 +75,12 @@
 //! * With **`panic = "abort"`** a suspended coroutine cannot be unwound; dropping it
 //!   leaks its stack (never frees memory that a pinned value on it may still be
 //!   referenced through) and counts it in [`leaked_stacks`].
-//! * **Stack overflow** hits the guard page below every default stack and the process
-//!   dies with `SIGSEGV` rather than corrupting memory. Give deep recursion more room
-//!   with [`Builder::stack_size`].
+//! * **Stack overflow** hits the guard page below every default stack. On Linux a
+//!   `SIGSEGV`/`SIGBUS` handler (installed lazily, on an alternate signal stack,
+//!   chained to the previous handler so Rust's own thread-overflow message still
+//!   works) prints `stackful: coroutine stack overflow (stack size N bytes) — raise it
+//!   with Builder::stack_size` and aborts. Elsewhere, and for custom stacks, the
+//!   process dies with `SIGSEGV`; memory is never silently corrupted (given a guard).
 //! * **Exhaustion** (address space, `RLIMIT_AS`, the `vm.max_map_count` mapping
 //!   limit): [`Builder`] returns the `io::Error`; the plain constructors
 //!   ([`stackful`], [`StackfulGenerator::new`]) panic with a message that says so.

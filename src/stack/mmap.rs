@@ -89,12 +89,14 @@ impl DefaultStack {
                 format!("stackful: mprotect of a coroutine stack's guard page failed: {err}"),
             ));
         }
-        Ok(DefaultStack {
+        let stack = DefaultStack {
             // SAFETY: mmap succeeded, so the address is not null.
             mapping: unsafe { NonNull::new_unchecked(mapping.cast()) },
             len,
             guard,
-        })
+        };
+        super::register_guard(stack.bottom().as_ptr() as usize, usable);
+        Ok(stack)
     }
 
     /// Usable size in bytes (without the guard page).
@@ -124,6 +126,7 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
+        super::unregister_guard(self.bottom().as_ptr() as usize);
         // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
         unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.len) };
     }

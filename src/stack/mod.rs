@@ -22,7 +22,40 @@ use std::ptr::NonNull;
 
 #[cfg(unix)]
 mod mmap;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod overflow;
 mod pool;
+
+/// Installs the coroutine stack-overflow reporter (once) and makes sure the calling
+/// thread has an alternate signal stack for it. No-op where it is not supported.
+#[inline]
+pub(crate) fn prepare_thread() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    overflow::prepare_thread();
+}
+
+/// Registers the guard page directly below `bottom` so that an overflow of this
+/// stack is reported as one. Returns whether it was registered (call
+/// [`unregister_guard`] before the memory is released if so).
+#[inline]
+pub(crate) fn register_guard(bottom: usize, size: usize) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return overflow::register(bottom - page_size(), size);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (bottom, size);
+        false
+    }
+}
+
+/// Undoes [`register_guard`].
+#[inline]
+pub(crate) fn unregister_guard(bottom: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    overflow::unregister(bottom - page_size());
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = bottom;
+}
 
 #[cfg(unix)]
 pub use mmap::DefaultStack;

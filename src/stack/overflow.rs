@@ -1,0 +1,325 @@
+//! Reporting a stack overflow inside a coroutine.
+//!
+//! Every default stack has a `PROT_NONE` guard page below it, so an overflow faults.
+//! Without help the process would die with a bare `SIGSEGV`; Rust's own handler only
+//! knows the guard pages of *threads*. This module installs, once and lazily (when
+//! the first default stack is handed out), a `SIGSEGV`/`SIGBUS` handler that runs on
+//! an alternate signal stack and:
+//!
+//! * if the faulting address is in the guard page of one of our stacks, prints
+//!   `stackful: coroutine stack overflow (stack size N bytes) — raise it with
+//!   Builder::stack_size` to stderr and aborts;
+//! * otherwise hands the signal to the handler that was installed before (Rust's,
+//!   which reports thread stack overflows, or any other), or restores the default
+//!   action so that the fault kills the process as it would have.
+//!
+//! Recognising our guard pages costs nothing on the switch path: when a guarded stack
+//! is mapped, the page directly below its usable part is entered in a process-wide
+//! lock-free hash set (with the stack's size), and removed before it is unmapped.
+//! (A marker inside the stack itself would not do: the overflowing frames overwrite
+//! the lowest bytes of the stack before they fault.) The handler only reads that
+//! table, which is async-signal-safe. The table has a fixed capacity of
+//! `REGISTRY_SLOTS / 2` stacks, more than the default `vm.max_map_count` allows;
+//! a stack that finds no slot still works, its overflow is just not named.
+
+use std::cell::Cell;
+use std::mem;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Once;
+
+static INSTALL: Once = Once::new();
+static PAGE: AtomicUsize = AtomicUsize::new(4096);
+/// Serialises handlers that fault at the same time on different threads.
+static HANDLING: AtomicBool = AtomicBool::new(false);
+
+/// The actions that were installed before ours, for SIGSEGV and SIGBUS.
+static mut PREVIOUS: [mem::MaybeUninit<libc::sigaction>; 2] =
+    [mem::MaybeUninit::uninit(), mem::MaybeUninit::uninit()];
+
+/// Number of slots of the registry of guarded stacks (a power of two).
+const REGISTRY_SLOTS: usize = 1 << 17;
+const EMPTY: usize = 0;
+const TOMBSTONE: usize = 1;
+
+/// The registry: `REGISTRY_SLOTS` keys (page addresses) followed by as many sizes,
+/// in one lazily created anonymous mapping (only touched pages cost memory).
+static REGISTRY: AtomicPtr<AtomicUsize> = AtomicPtr::new(ptr::null_mut());
+static REGISTRY_INIT: Once = Once::new();
+
+fn registry() -> Option<&'static [AtomicUsize]> {
+    REGISTRY_INIT.call_once(|| {
+        let len = 2 * REGISTRY_SLOTS * mem::size_of::<AtomicUsize>();
+        // SAFETY: fresh anonymous mapping; zero-filled memory is a valid array of
+        // AtomicUsize (EMPTY keys).
+        let mem = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if mem != libc::MAP_FAILED {
+            REGISTRY.store(mem.cast(), Ordering::Release);
+        }
+    });
+    table()
+}
+
+/// The registry if it exists; never creates it (usable from the signal handler).
+fn table() -> Option<&'static [AtomicUsize]> {
+    let base = REGISTRY.load(Ordering::Acquire);
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: the mapping holds 2 * REGISTRY_SLOTS AtomicUsize and is never unmapped.
+    Some(unsafe { std::slice::from_raw_parts(base, 2 * REGISTRY_SLOTS) })
+}
+
+fn slot_of(key: usize) -> usize {
+    // Fibonacci hashing of the page number.
+    ((key >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)) >> 7 & (REGISTRY_SLOTS - 1)
+}
+
+/// Records that the page at `key` (directly below a stack of `size` usable bytes) is
+/// that stack's guard. Returns false if the registry is full or unavailable.
+pub(crate) fn register(key: usize, size: usize) -> bool {
+    let Some(table) = registry() else {
+        return false;
+    };
+    let (keys, sizes) = table.split_at(REGISTRY_SLOTS);
+    let start = slot_of(key);
+    for i in 0..REGISTRY_SLOTS / 2 {
+        let slot = (start + i) & (REGISTRY_SLOTS - 1);
+        let current = keys[slot].load(Ordering::Relaxed);
+        if (current == EMPTY || current == TOMBSTONE)
+            && keys[slot]
+                .compare_exchange(current, TOMBSTONE, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Claimed (as a tombstone, invisible to lookups): fill, then publish.
+            sizes[slot].store(size, Ordering::Relaxed);
+            keys[slot].store(key, Ordering::Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// Removes a key entered by [`register`].
+pub(crate) fn unregister(key: usize) {
+    let Some(table) = table() else {
+        return;
+    };
+    let keys = &table[..REGISTRY_SLOTS];
+    let start = slot_of(key);
+    for i in 0..REGISTRY_SLOTS / 2 {
+        let slot = (start + i) & (REGISTRY_SLOTS - 1);
+        match keys[slot].load(Ordering::Relaxed) {
+            EMPTY => return,
+            k if k == key => {
+                keys[slot].store(TOMBSTONE, Ordering::Release);
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The size of the stack whose guard page is at `key`, if it is registered.
+/// Async-signal-safe: atomic loads only.
+fn lookup(key: usize) -> Option<usize> {
+    let table = table()?;
+    let (keys, sizes) = table.split_at(REGISTRY_SLOTS);
+    let start = slot_of(key);
+    for i in 0..REGISTRY_SLOTS / 2 {
+        let slot = (start + i) & (REGISTRY_SLOTS - 1);
+        match keys[slot].load(Ordering::Acquire) {
+            EMPTY => return None,
+            k if k == key => return Some(sizes[slot].load(Ordering::Relaxed)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Installs the handler (once per process) and an alternate signal stack on the
+/// calling thread if it has none (once per thread).
+pub(crate) fn prepare_thread() {
+    INSTALL.call_once(install);
+    thread_local! {
+        static ALT: Cell<bool> = const { Cell::new(false) };
+        static ALT_STACK: AltStack = const { AltStack(Cell::new(ptr::null_mut())) };
+    }
+    let _ = ALT.try_with(|done| {
+        if !done.get() {
+            done.set(true);
+            let _ = ALT_STACK.try_with(AltStack::ensure);
+        }
+    });
+}
+
+/// The alternate signal stack this module installed on a thread, if any; removed and
+/// unmapped when the thread exits.
+struct AltStack(Cell<*mut libc::c_void>);
+
+const ALT_STACK_SIZE: usize = 64 * 1024;
+
+impl AltStack {
+    fn ensure(&self) {
+        // SAFETY: querying the current alternate stack has no preconditions.
+        let mut old: libc::stack_t = unsafe { mem::zeroed() };
+        // SAFETY: `old` is a valid out-pointer.
+        if unsafe { libc::sigaltstack(ptr::null(), &mut old) } != 0 {
+            return;
+        }
+        if old.ss_flags & libc::SS_DISABLE == 0 {
+            return; // The thread has one (Rust's runtime installs one per std thread).
+        }
+        // SAFETY: fresh anonymous mapping.
+        let mem = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                ALT_STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANON,
+                -1,
+                0,
+            )
+        };
+        if mem == libc::MAP_FAILED {
+            return;
+        }
+        let new = libc::stack_t {
+            ss_sp: mem,
+            ss_flags: 0,
+            ss_size: ALT_STACK_SIZE,
+        };
+        // SAFETY: `new` describes memory we own for the rest of the thread's life.
+        if unsafe { libc::sigaltstack(&new, ptr::null_mut()) } == 0 {
+            self.0.set(mem);
+        } else {
+            // SAFETY: not installed, so nothing uses it.
+            unsafe { libc::munmap(mem, ALT_STACK_SIZE) };
+        }
+    }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let mem = self.0.get();
+        if mem.is_null() {
+            return;
+        }
+        let disable = libc::stack_t {
+            ss_sp: ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: ALT_STACK_SIZE,
+        };
+        // SAFETY: we installed `mem` on this thread; after disabling it nothing uses it.
+        unsafe {
+            libc::sigaltstack(&disable, ptr::null_mut());
+            libc::munmap(mem, ALT_STACK_SIZE);
+        }
+    }
+}
+
+fn install() {
+    PAGE.store(super::page_size(), Ordering::Relaxed);
+    for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
+        // SAFETY: a zeroed sigaction is a valid starting point; the handler has the
+        // SA_SIGINFO signature; PREVIOUS is written here, before the handler can run
+        // (it is installed by this very call), and only read afterwards.
+        unsafe {
+            let mut action: libc::sigaction = mem::zeroed();
+            action.sa_sigaction = handler as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let previous = ptr::addr_of_mut!(PREVIOUS[i]).cast::<libc::sigaction>();
+            libc::sigaction(sig, &action, previous);
+        }
+    }
+}
+
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let page = PAGE.load(Ordering::Relaxed);
+    let key = addr & !(page - 1);
+    if addr != 0 {
+        if let Some(size) = lookup(key) {
+            // One report at a time if several threads overflow at once.
+            while HANDLING.swap(true, Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            report_overflow(size);
+        }
+    }
+    forward(sig, info, ctx);
+}
+
+/// Writes the overflow message with async-signal-safe calls only, then aborts.
+fn report_overflow(size: usize) -> ! {
+    let mut buf = [0u8; 160];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        let n = bytes.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&bytes[..n]);
+        len += n;
+    };
+    push(b"stackful: coroutine stack overflow (stack size ");
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = size;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    push(&digits[i..]);
+    push(" bytes) \u{2014} raise it with Builder::stack_size\n".as_bytes());
+    // SAFETY: write(2) and abort(3) are async-signal-safe; `buf[..len]` is initialised.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), len);
+        libc::abort();
+    }
+}
+
+/// Hands a fault that is not ours to the previous handler.
+fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let index = if sig == libc::SIGSEGV { 0 } else { 1 };
+    // SAFETY: PREVIOUS was filled by `install` before this handler was installed.
+    let previous = unsafe {
+        ptr::addr_of!(PREVIOUS[index])
+            .cast::<libc::sigaction>()
+            .read()
+    };
+    let action = previous.sa_sigaction;
+    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again
+        // and the fault terminates the process as if we had never been installed.
+        // SAFETY: a zeroed sigaction with SIG_DFL is valid.
+        unsafe {
+            let mut default: libc::sigaction = mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut default.sa_mask);
+            libc::sigaction(sig, &default, ptr::null_mut());
+        }
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so this is its
+        // signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { mem::transmute(action) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a plain (non-SA_SIGINFO) handler takes the signal number only.
+        let f: extern "C" fn(libc::c_int) = unsafe { mem::transmute(action) };
+        f(sig);
+    }
+}

@@ -1,0 +1,131 @@
+//! Running out of address space is an error, not a crash: `Builder` returns `Err`, the
+//! plain constructors panic with a clear message, the stacks already made are not
+//! leaked, and creation works again once they are dropped.
+//!
+//! The limit (`RLIMIT_AS`) applies to the whole process, so the scenario runs in a
+//! child process: this test binary re-run with `STACKFUL_EXHAUSTION_CHILD` set.
+
+#![cfg(target_os = "linux")]
+
+use stackful::generator::{StackfulGenerator, YieldHandle};
+use stackful::{stackful, wait, Builder};
+use std::process::Command;
+
+const CHILD_ENV: &str = "STACKFUL_EXHAUSTION_CHILD";
+const STACK: usize = 1 << 20;
+
+fn vm_size_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn set_address_space_limit(bytes: usize) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid rlimit struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+}
+
+/// Creates suspended coroutines until `Builder` fails; returns them and the error.
+fn fill() -> (Vec<Box<dyn std::any::Any>>, std::io::Error) {
+    let mut alive: Vec<Box<dyn std::any::Any>> = Vec::new();
+    loop {
+        let made = if alive.len() % 2 == 0 {
+            Builder::new()
+                .stack_size(STACK)
+                .future(|| wait(futures::future::pending::<()>()))
+                .map(|f| Box::new(f) as Box<dyn std::any::Any>)
+        } else {
+            Builder::new()
+                .stack_size(STACK)
+                .generator(|y: &YieldHandle<u8>, ()| y.yeet(1))
+                .map(|g| Box::new(g) as Box<dyn std::any::Any>)
+        };
+        match made {
+            Ok(c) => alive.push(c),
+            Err(e) => return (alive, e),
+        }
+        assert!(alive.len() < 100_000, "the limit was never reached");
+    }
+}
+
+#[test]
+fn child_exhaustion() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    // No pool, so every stack that is dropped is unmapped at once.
+    stackful::stack::set_thread_pool_limit(0);
+    // Room for ~64 more stacks than what the process already has mapped.
+    set_address_space_limit(vm_size_kib() * 1024 + 64 * (STACK + 4096) + (16 << 20));
+
+    let (alive, err) = fill();
+    let first_round = alive.len();
+    assert!(first_round > 10, "only {first_round} stacks fit");
+    println!("first round: {first_round} coroutines, then Err({err})");
+    assert!(err.to_string().contains("mmap"), "{err}");
+
+    // The infallible constructors panic with a clear message.
+    let panic = std::panic::catch_unwind(|| {
+        let _ = stackful(|| 1);
+    })
+    .expect_err("stackful() must panic when no stack can be mapped");
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("could not allocate a coroutine stack"),
+        "panic message: {msg}"
+    );
+    let panic = std::panic::catch_unwind(|| {
+        let _ = StackfulGenerator::<(), (), ()>::new(|_, ()| ());
+    })
+    .expect_err("StackfulGenerator::new must panic when no stack can be mapped");
+    assert!(panic
+        .downcast_ref::<String>()
+        .is_some_and(|m| m.contains("could not allocate a coroutine stack")));
+
+    // Dropping them releases every stack: the same number fits again.
+    let vm_full = vm_size_kib();
+    drop(alive);
+    let vm_empty = vm_size_kib();
+    assert!(
+        vm_full - vm_empty >= first_round * STACK / 1024,
+        "dropping {first_round} coroutines released only {} KiB",
+        vm_full - vm_empty
+    );
+    let (alive, _) = fill();
+    println!("second round: {}", alive.len());
+    assert!(
+        alive.len() + 2 >= first_round,
+        "after dropping, only {} of {first_round} fit again",
+        alive.len()
+    );
+    drop(alive);
+    println!("CHILD-OK");
+}
+
+#[test]
+fn exhaustion_is_an_error_and_recoverable() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_exhaustion",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-OK"),
+        "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}

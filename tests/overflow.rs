@@ -1,0 +1,158 @@
+//! Stack overflow inside a coroutine is reported, never silent, and recursion just
+//! under the limit works. The overflowing cases abort, so they run in a child process:
+//! the test re-runs this test binary with `STACKFUL_OVERFLOW_CHILD` set.
+
+#![cfg(any(target_os = "linux", target_os = "android"))]
+
+use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
+use stackful::{stackful, wait, Builder};
+use std::hint::black_box;
+use std::pin::Pin;
+use std::process::Command;
+
+const CHILD_ENV: &str = "STACKFUL_OVERFLOW_CHILD";
+
+/// Recursion that uses about `frame` bytes per level and cannot be optimised away.
+#[inline(never)]
+fn recurse(depth: usize) -> usize {
+    let mut pad = [0u8; 1024];
+    black_box(&mut pad);
+    if depth == 0 {
+        return pad[0] as usize;
+    }
+    recurse(depth - 1) + black_box(pad[1]) as usize + 1
+}
+
+/// Runs `name` (a test of this binary) in a child process in child mode and returns
+/// (exit success, stderr).
+fn run_child(name: &str) -> (bool, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("spawn child test process");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+#[test]
+fn child_overflow_in_stackful_future() {
+    if !is_child() {
+        return;
+    }
+    let fut = Builder::new()
+        .stack_size(64 * 1024)
+        .future(|| recurse(usize::MAX / 2))
+        .unwrap();
+    futures::executor::block_on(fut);
+    unreachable!("the recursion cannot finish");
+}
+
+#[test]
+fn child_overflow_in_generator_after_resumes() {
+    if !is_child() {
+        return;
+    }
+    let mut g = Builder::new()
+        .stack_size(128 * 1024)
+        .generator(|y: &YieldHandle<()>, ()| {
+            y.yeet(());
+            y.yeet(());
+            recurse(usize::MAX / 2);
+        })
+        .unwrap();
+    while let GeneratorState::Yielded(()) = Pin::new(&mut g).resume(()) {}
+    unreachable!("the recursion cannot finish");
+}
+
+#[test]
+fn child_overflow_of_the_thread_itself() {
+    if !is_child() {
+        return;
+    }
+    // A coroutine has been created on this thread (so our handler is installed), but
+    // the overflow happens on the thread's own stack: Rust's message must still appear.
+    let mut g = StackfulGenerator::new(|_: &YieldHandle<()>, ()| 1);
+    assert!(matches!(
+        Pin::new(&mut g).resume(()),
+        GeneratorState::Complete(1)
+    ));
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| recurse(usize::MAX / 2))
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn overflow_in_future_is_reported() {
+    if is_child() {
+        return;
+    }
+    let (ok, stderr) = run_child("child_overflow_in_stackful_future");
+    assert!(!ok, "the child must die");
+    assert!(
+        stderr.contains(
+            "stackful: coroutine stack overflow (stack size 65536 bytes) \u{2014} raise it with Builder::stack_size"
+        ),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn overflow_in_generator_is_reported() {
+    if is_child() {
+        return;
+    }
+    let (ok, stderr) = run_child("child_overflow_in_generator_after_resumes");
+    assert!(!ok, "the child must die");
+    assert!(
+        stderr.contains("stackful: coroutine stack overflow (stack size 131072 bytes)"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn thread_overflow_still_reported_by_rust() {
+    if is_child() {
+        return;
+    }
+    let (ok, stderr) = run_child("child_overflow_of_the_thread_itself");
+    assert!(!ok, "the child must die");
+    assert!(
+        stderr.contains("has overflowed its stack"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("stackful: coroutine stack overflow"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn recursion_just_under_the_limit_succeeds() {
+    if is_child() {
+        return;
+    }
+    // 256 KiB stack, ~200 KiB of recursion (each level > 1 KiB in debug and release).
+    let fut = Builder::new()
+        .stack_size(256 * 1024)
+        .future(|| {
+            let first = recurse(150);
+            wait(async {});
+            first + recurse(150)
+        })
+        .unwrap();
+    assert_eq!(futures::executor::block_on(fut), 2 * 150);
+    // And the default stack takes far deeper recursion.
+    let deep = futures::executor::block_on(stackful(|| recurse(1500)));
+    assert_eq!(deep, 1500);
+}
