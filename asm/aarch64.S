@@ -191,6 +191,27 @@ FUNC_BEGIN SYM(stackful_fiber_switch_out)
     .cfi_endproc
 FUNC_END SYM(stackful_fiber_switch_out)
 
+/* usize stackful_valgrind_request(x0 = default, x1 = args)
+ *
+ * A valgrind "client request" (the sequence documented in valgrind.h): under
+ * valgrind it performs the request described by args[0..6] and returns its result;
+ * natively the rotations leave x12 unchanged, `orr x10, x10, x10` is a no-op, and
+ * it returns `default`.  Used only when stacks are mapped and unmapped.
+ * Clobbers x3, x4 (caller-saved). */
+FUNC_BEGIN SYM(stackful_valgrind_request)
+    .cfi_startproc
+    mov     x3, x0                  /* default result */
+    mov     x4, x1                  /* request block */
+    ror     x12, x12, #3
+    ror     x12, x12, #13
+    ror     x12, x12, #51
+    ror     x12, x12, #61
+    orr     x10, x10, x10           /* x3 = client_request(x4) */
+    mov     x0, x3
+    ret
+    .cfi_endproc
+FUNC_END SYM(stackful_valgrind_request)
+
 #if defined(__linux__) && defined(__ELF__)
     .section .note.GNU-stack,"",%progbits
 #endif

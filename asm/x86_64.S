@@ -147,6 +147,28 @@ FUNC_BEGIN(stackful_fiber_switch_out)
     .cfi_endproc
 FUNC_END(stackful_fiber_switch_out)
 
+/* usize stackful_valgrind_request(rdi = default, rsi = args)
+ *
+ * A valgrind "client request" (the sequence documented in valgrind.h): under
+ * valgrind it performs the request described by args[0..6] (request code, then up to
+ * five arguments) and returns its result; natively the rotations leave rdi unchanged,
+ * `xchg %rbx, %rbx` is a no-op, and it returns `default`.  Used to tell valgrind
+ * about coroutine stacks (VALGRIND_STACK_REGISTER/DEREGISTER) when they are mapped
+ * and unmapped, never on the switch path.  Clobbers only rax, rdx, rdi (caller-saved). */
+FUNC_BEGIN(stackful_valgrind_request)
+    .cfi_startproc
+    movq    %rdi, %rdx              /* default result */
+    movq    %rsi, %rax              /* request block */
+    rolq    $3, %rdi
+    rolq    $13, %rdi
+    rolq    $61, %rdi
+    rolq    $51, %rdi
+    xchgq   %rbx, %rbx              /* rdx = client_request(rax) */
+    movq    %rdx, %rax
+    ret
+    .cfi_endproc
+FUNC_END(stackful_valgrind_request)
+
 #if defined(__linux__) && defined(__ELF__)
     .section .note.GNU-stack,"",@progbits
 #endif

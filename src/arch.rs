@@ -25,6 +25,27 @@ extern "C" {
     fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer;
     #[link_name = "stackful_fiber_switch_out"]
     fn fiber_switch_out(arg: usize, link: *mut usize) -> usize;
+    #[link_name = "stackful_valgrind_request"]
+    fn valgrind_request(default: usize, args: *const [usize; 6]) -> usize;
+}
+
+const VG_USERREQ_STACK_REGISTER: usize = 0x1501;
+const VG_USERREQ_STACK_DEREGISTER: usize = 0x1502;
+
+/// Tells valgrind (if the process runs under it) that `bottom..top` is a stack, so
+/// that switching to it is not mistaken for a wild stack-pointer change. Returns
+/// valgrind's id for it (0 natively).
+pub(crate) fn valgrind_stack_register(bottom: usize, top: usize) -> usize {
+    let args = [VG_USERREQ_STACK_REGISTER, bottom, top, 0, 0, 0];
+    // SAFETY: the request block is valid for the call; natively this returns 0.
+    unsafe { valgrind_request(0, &args) }
+}
+
+/// Undoes [`valgrind_stack_register`].
+pub(crate) fn valgrind_stack_deregister(id: usize) {
+    let args = [VG_USERREQ_STACK_DEREGISTER, id, 0, 0, 0, 0];
+    // SAFETY: as above.
+    unsafe { valgrind_request(0, &args) };
 }
 
 /// Offset (in words) from the link slot down to the flags word owned by Rust.

@@ -44,6 +44,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Closures larger than this are boxed (as `Box<dyn FnOnce>`, which is called in place)
+/// instead of being moved onto the coroutine stack: moving a large closure through
+/// the layers of calls that start a coroutine copies it several times in debug builds,
+/// which would eat a small stack.
+pub(crate) const INLINE_CLOSURE_LIMIT: usize = 1024;
+
 /// Resume token that makes the coroutine unwind from its suspension point.
 pub(crate) const CANCEL: usize = 0;
 /// Flag bit: the coroutine has been resumed with [`CANCEL`] and is unwinding.
@@ -120,9 +126,14 @@ pub(crate) struct Fiber<'a> {
 impl<'a> Fiber<'a> {
     /// Moves `body` onto `stack`; it runs as `body(link, first_arg)` on the first resume.
     /// Closures too large to sit comfortably on the stack are boxed instead.
-    pub(crate) fn new<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
+    ///
+    /// # Safety
+    /// Everything `body` borrows stays valid for `'a` (the typed layers get this from
+    /// their `F: 'a` bounds; the bound is not spelled here because a boxed
+    /// `dyn FnOnce(..) -> R + 'a` would then also need `R: 'a`).
+    pub(crate) unsafe fn new<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
     where
-        F: FnOnce(*mut usize, usize) -> T + 'a,
+        F: FnOnce(*mut usize, usize) -> T,
     {
         let usable = stack.top() - stack.bottom();
         if mem::size_of::<F>() + mem::align_of::<F>() > usable / 8 {
@@ -134,7 +145,7 @@ impl<'a> Fiber<'a> {
 
     fn new_inner<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
     where
-        F: FnOnce(*mut usize, usize) -> T + 'a,
+        F: FnOnce(*mut usize, usize) -> T,
     {
         crate::stack::prepare_thread();
         let top = stack.top();
@@ -258,13 +269,17 @@ unsafe extern "C" fn entry<F, T>(arg: usize, link: *mut usize) -> !
 where
     F: FnOnce(*mut usize, usize) -> T,
 {
-    // SAFETY: `arg` is the `Start` on the resumer's stack (blocked in `enter`), and its
-    // closure was written by `new_inner` and is read exactly once, here.
-    let (body, first) = unsafe {
+    // SAFETY: `arg` is the `Start` on the resumer's stack (blocked in `enter`).
+    let (closure, first) = unsafe {
         let start = &*(arg as *const Start);
-        (ptr::read(start.closure as *mut F), start.arg)
+        (start.closure as *mut F, start.arg)
     };
-    let result = panic::catch_unwind(AssertUnwindSafe(move || body(link, first)));
+    let result = panic::catch_unwind(AssertUnwindSafe(move || {
+        // SAFETY: the closure was written by `new_inner` and is read exactly once,
+        // here (only a pointer travels through the catch_unwind layers).
+        let body = unsafe { ptr::read(closure) };
+        body(link, first)
+    }));
     match result {
         Ok(value) => {
             let mut value = ManuallyDrop::new(value);
@@ -312,6 +327,16 @@ pub(crate) unsafe fn suspend(link: *mut usize, msg: *mut Message) -> usize {
 #[cold]
 #[inline(never)]
 unsafe fn begin_cancel(link: *mut usize) -> ! {
+    if std::thread::panicking() {
+        // The coroutine suspended from a destructor while unwinding a panic of its
+        // own. A second unwind cannot start inside that destructor (Rust would abort
+        // with a less helpful message), and the first one cannot be finished without
+        // resuming it normally: there is nothing sound left to do.
+        abort(
+            "a coroutine that suspended while unwinding from a panic was dropped before \
+             it finished unwinding; it cannot be cancelled (resume it to completion instead)",
+        );
+    }
     // SAFETY: the flags word below LINK is ours (see the layout above).
     unsafe { *link.sub(FLAGS_BELOW_LINK) |= CANCELLING };
     panic::resume_unwind(Box::new(Cancelled))

@@ -105,9 +105,25 @@ impl<'a, T> StackfulFuture<'a, T> {
     where
         F: FnOnce() -> T + 'a,
     {
-        Ok(StackfulFuture {
-            generator: StackfulGenerator::on_stack(stack, move |_: &_, ()| f())?,
-        })
+        if std::mem::size_of::<F>() > fiber::INLINE_CLOSURE_LIMIT {
+            let boxed: Box<dyn FnOnce() -> T + 'a> = Box::new(f);
+            // SAFETY: the boxed closure is `f`, which is valid for 'a.
+            return unsafe { Self::on_stack_inline(stack, boxed) };
+        }
+        // SAFETY: `f` is valid for 'a.
+        unsafe { Self::on_stack_inline(stack, f) }
+    }
+
+    /// # Safety
+    /// Everything `f` borrows stays valid for `'a`.
+    unsafe fn on_stack_inline<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    where
+        F: FnOnce() -> T,
+    {
+        // SAFETY: the wrapper borrows only what `f` does (valid for 'a per our caller);
+        // it is never larger than the limit above plus nothing, so no further boxing.
+        let generator = unsafe { StackfulGenerator::on_stack_inline(stack, move |_: &_, ()| f())? };
+        Ok(StackfulFuture { generator })
     }
 
     /// Whether the closure has finished (the future returned `Ready` or panicked).

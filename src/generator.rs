@@ -42,7 +42,7 @@ use crate::Builder;
 use std::io;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
+use std::mem::{self, ManuallyDrop};
 use std::pin::Pin;
 use std::ptr;
 
@@ -89,8 +89,14 @@ pub trait Generator<R = ()> {
 /// ```
 pub struct StackfulGenerator<'a, Y, R, Resume> {
     fiber: Fiber<'a>,
-    // The generator owns Y/R values in flight and is tied to the thread.
-    _marker: PhantomData<(*const (), Y, R, fn(Resume))>,
+    // What stackful 0.1 stored: the closure as a boxed trait object. The marker gives
+    // the same implied bounds (`Y`, `R`, `Resume`: 'a), variance and drop check, and
+    // makes the generator neither Send nor Sync.
+    #[allow(clippy::type_complexity)]
+    _marker: PhantomData<(
+        *const (),
+        Box<dyn FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a>,
+    )>,
 }
 
 // The closure and everything it uses live on the coroutine's own stack; the
@@ -134,6 +140,21 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
+        if mem::size_of::<F>() > fiber::INLINE_CLOSURE_LIMIT {
+            let boxed: Box<dyn FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a> = Box::new(f);
+            // SAFETY: the boxed closure is `f`, which is valid for 'a.
+            return unsafe { Self::on_stack_inline(stack, boxed) };
+        }
+        // SAFETY: `f` is valid for 'a.
+        unsafe { Self::on_stack_inline(stack, f) }
+    }
+
+    /// # Safety
+    /// Everything `f` borrows stays valid for `'a`.
+    pub(crate) unsafe fn on_stack_inline<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    where
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R,
+    {
         let body = move |link: *mut usize, first: usize| -> R {
             let handle = YieldHandle {
                 link,
@@ -145,7 +166,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
             f(&handle, first)
         };
         Ok(StackfulGenerator {
-            fiber: Fiber::new(stack, body)?,
+            // SAFETY: `body` borrows only what `f` does, valid for 'a per our caller.
+            fiber: unsafe { Fiber::new(stack, body)? },
             _marker: PhantomData,
         })
     }

@@ -72,6 +72,12 @@
 //!   panics with a message, and the drop completes once the closure returns or
 //!   unwinds. A destructor that calls `wait`/`yeet` during that unwind cannot
 //!   suspend: it panics, which Rust turns into an abort (a panic while unwinding).
+//! * A coroutine may **suspend while it unwinds** from its own panic (a destructor
+//!   that yields or waits, e.g. a writer flushing on drop). Until it finishes
+//!   unwinding, the thread's panic count includes that panic, so its resumer sees
+//!   `std::thread::panicking() == true`; resume it to completion to end that state.
+//!   Dropping it in that state aborts the process with a message saying so (it
+//!   cannot be unwound a second time).
 //! * With **`panic = "abort"`** a suspended coroutine cannot be unwound; dropping it
 //!   leaks its stack (never frees memory that a pinned value on it may still be
 //!   referenced through) and counts it in [`leaked_stacks`].

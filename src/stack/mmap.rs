@@ -23,6 +23,8 @@ pub struct DefaultStack {
     len: usize,
     /// Length of the guard region.
     guard: usize,
+    /// valgrind's id for this stack (0 when not running under valgrind).
+    valgrind_id: usize,
 }
 
 // SAFETY: a DefaultStack exclusively owns its mapping; nothing in it is tied to a thread.
@@ -89,12 +91,17 @@ impl DefaultStack {
                 format!("stackful: mprotect of a coroutine stack's guard page failed: {err}"),
             ));
         }
-        let stack = DefaultStack {
+        let mut stack = DefaultStack {
             // SAFETY: mmap succeeded, so the address is not null.
             mapping: unsafe { NonNull::new_unchecked(mapping.cast()) },
             len,
             guard,
+            valgrind_id: 0,
         };
+        stack.valgrind_id = crate::arch::valgrind_stack_register(
+            stack.bottom().as_ptr() as usize,
+            stack.top().as_ptr() as usize,
+        );
         super::register_guard(stack.bottom().as_ptr() as usize, usable);
         Ok(stack)
     }
@@ -127,6 +134,7 @@ unsafe impl Stack for DefaultStack {
 impl Drop for DefaultStack {
     fn drop(&mut self) {
         super::unregister_guard(self.bottom().as_ptr() as usize);
+        crate::arch::valgrind_stack_deregister(self.valgrind_id);
         // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
         unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.len) };
     }
