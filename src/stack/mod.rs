@@ -66,6 +66,40 @@ compile_error!(
 
 pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
 
+/// A snapshot of the stack allocator's counters; see [`stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// [`DefaultStack`]s currently mapped in the process: in use by coroutines, cached
+    /// in a pool, held by user code, or leaked.
+    pub mapped: usize,
+    /// Free stacks cached in the calling thread's pool.
+    pub pooled_on_this_thread: usize,
+    /// Stacks leaked because a suspended coroutine could not be unwound (see
+    /// [`leaked_stacks`](crate::leaked_stacks)).
+    pub leaked: usize,
+}
+
+/// The current values of the stack allocator's counters.
+///
+/// ```
+/// let before = stackful::stack::stats();
+/// let fut = stackful::stackful(|| 1);
+/// drop(fut); // its stack goes back to this thread's pool
+/// let after = stackful::stack::stats();
+/// assert!(after.pooled_on_this_thread >= 1 || after.mapped <= before.mapped);
+/// ```
+pub fn stats() -> Stats {
+    Stats {
+        #[cfg(unix)]
+        mapped: mmap::MAPPED.load(std::sync::atomic::Ordering::Relaxed),
+        #[cfg(not(unix))]
+        mapped: 0,
+        pooled_on_this_thread: pool::thread_pool_len(),
+        leaked: crate::leaked_stacks(),
+    }
+}
+
 /// Usable size of a coroutine stack when none is given: 2 MiB, the same as a Rust
 /// thread spawned by `std::thread::spawn` and as stackful 0.1.
 ///

@@ -35,6 +35,12 @@ pub fn set_thread_pool_limit(limit: usize) {
     });
 }
 
+/// Number of free stacks cached by the current thread.
+pub(crate) fn thread_pool_len() -> usize {
+    POOL.try_with(|p| p.try_borrow().map(|p| p.len()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
 /// Unmaps every free stack cached by the current thread.
 pub fn clear_thread_pool() {
     let _ = POOL.try_with(|p| {
