@@ -49,8 +49,12 @@ pub(crate) fn valgrind_stack_deregister(id: usize) {
 }
 
 /// Offset (in words) from the link slot down to the flags word owned by Rust.
-/// `asm/*.S`: LINK is at `top - 16`, the flags word at `top - 24`.
+/// `asm/*.S`: LINK is at `top - 16`, the flags word at `top - 24` (both words below
+/// LINK are reserved for Rust by the assembly's layout).
 pub(crate) const FLAGS_BELOW_LINK: usize = 1;
+/// Offset (in words) from the link slot down to the word where Rust records which
+/// poll was current when the coroutine was last resumed (`top - 32`).
+pub(crate) const RESUMER_BELOW_LINK: usize = 2;
 /// Bytes at the top of a fiber stack reserved by the assembly (fake return address,
 /// LINK, flags, padding).
 pub(crate) const TOP_RESERVED: usize = 32;

@@ -3,6 +3,7 @@
 use crate::future::StackfulFuture;
 use crate::generator::{StackfulGenerator, YieldHandle};
 use crate::stack::{StackStorage, DEFAULT_STACK_SIZE};
+use crate::stream::{StackfulStream, StreamHandle};
 use std::io;
 
 /// Configures and creates coroutines; the fallible counterpart of
@@ -75,5 +76,16 @@ impl Builder {
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
         StackfulGenerator::on_stack(StackStorage::default_with_size(self.stack_size)?, f)
+    }
+
+    /// Creates a [`StackfulStream`] running `f`.
+    ///
+    /// # Errors
+    /// As for [`future`](Builder::future).
+    pub fn stream<'a, T, F>(self, f: F) -> io::Result<StackfulStream<'a, T>>
+    where
+        F: FnOnce(&StreamHandle<T>) + 'a,
+    {
+        StackfulStream::on_stack(StackStorage::default_with_size(self.stack_size)?, f)
     }
 }

@@ -27,14 +27,14 @@
 //!                   |  top-8  fake return addr  |
 //!                   |  top-16 LINK              |  <- `link`
 //!                   |  top-24 flags (Rust)      |  <- `link - 1`
-//!                   |  top-32 padding           |
+//!                   |  top-32 resumed-by (Rust) |  <- `link - 2`
 //!                   +---------------------------+
 //!                   | entry frame, user frames  |
 //!                   |            ...            |
 //! stack.bottom() -> +---------------------------+
 //! ```
 
-use crate::arch::{self, EntryFn, FLAGS_BELOW_LINK, TOP_RESERVED};
+use crate::arch::{self, EntryFn, FLAGS_BELOW_LINK, RESUMER_BELOW_LINK, TOP_RESERVED};
 use crate::stack::StackStorage;
 use std::any::Any;
 use std::io;
@@ -54,6 +54,9 @@ pub(crate) const INLINE_CLOSURE_LIMIT: usize = 1024;
 pub(crate) const CANCEL: usize = 0;
 /// Flag bit: the coroutine has been resumed with [`CANCEL`] and is unwinding.
 const CANCELLING: usize = 1;
+/// Flag bit: the coroutine is suspended in the middle of unwinding a panic of its own
+/// (a destructor suspended); it cannot be cancelled.
+const SUSPENDED_PANICKING: usize = 2;
 
 /// Number of stacks leaked because a suspended coroutine could not be unwound.
 static LEAKED_STACKS: AtomicUsize = AtomicUsize::new(0);
@@ -74,6 +77,8 @@ pub(crate) struct Cancelled;
 pub(crate) enum Kind {
     /// `payload` points at a yielded value.
     Yield,
+    /// No payload: `wait` is waiting for a pending future (futures and streams only).
+    Pending,
     /// `payload` points at the closure's return value.
     Return,
     /// `payload` points at a `Box<dyn Any + Send>` panic payload.
@@ -200,6 +205,12 @@ impl<'a> Fiber<'a> {
     /// `Suspended`). The message and its payload are valid until the next resume.
     #[inline]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> *mut Message {
+        // SAFETY: the word below the flags is ours (see the layout above).
+        unsafe {
+            self.link
+                .sub(RESUMER_BELOW_LINK)
+                .write(crate::future::current_link())
+        };
         let transfer = if self.state == State::Suspended {
             self.state = State::Running;
             // SAFETY: Suspended means `sp` is the coroutine's latest save point and
@@ -227,7 +238,7 @@ impl<'a> Fiber<'a> {
         let msg = transfer.data as *mut Message;
         // SAFETY: every switch_out passes a pointer to a live Message.
         self.state = match unsafe { (*msg).kind } {
-            Kind::Yield => State::Suspended,
+            Kind::Yield | Kind::Pending => State::Suspended,
             Kind::Return => State::Returned,
             Kind::Panic => State::Panicked,
         };
@@ -315,11 +326,22 @@ where
 /// stacks), and `msg` follows the protocol of the module docs.
 #[inline]
 pub(crate) unsafe fn suspend(link: *mut usize, msg: *mut Message) -> usize {
+    // The thread's panic count is shared by every stack on it; remember whether this
+    // coroutine suspends with an unwind of its own in progress.
+    let panicking = std::thread::panicking();
+    if panicking {
+        // SAFETY: the flags word below LINK is ours.
+        unsafe { *link.sub(FLAGS_BELOW_LINK) |= SUSPENDED_PANICKING };
+    }
     // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
     let arg = unsafe { arch::switch_out(msg as usize, link) };
     if arg == CANCEL {
         // SAFETY: as above.
         unsafe { begin_cancel(link) }
+    }
+    if panicking {
+        // SAFETY: as above.
+        unsafe { *link.sub(FLAGS_BELOW_LINK) &= !SUSPENDED_PANICKING };
     }
     arg
 }
@@ -327,7 +349,8 @@ pub(crate) unsafe fn suspend(link: *mut usize, msg: *mut Message) -> usize {
 #[cold]
 #[inline(never)]
 unsafe fn begin_cancel(link: *mut usize) -> ! {
-    if std::thread::panicking() {
+    // SAFETY: the flags word below LINK is ours (see the layout above).
+    if unsafe { *link.sub(FLAGS_BELOW_LINK) } & SUSPENDED_PANICKING != 0 {
         // The coroutine suspended from a destructor while unwinding a panic of its
         // own. A second unwind cannot start inside that destructor (Rust would abort
         // with a less helpful message), and the first one cannot be finished without
@@ -351,6 +374,18 @@ unsafe fn begin_cancel(link: *mut usize) -> ! {
 pub(crate) unsafe fn is_cancelling(link: *mut usize) -> bool {
     // SAFETY: the flags word below LINK is initialised by `new_inner`.
     unsafe { *link.sub(FLAGS_BELOW_LINK) & CANCELLING != 0 }
+}
+
+/// Whether a poll of a *different* coroutine than the one current when the coroutine
+/// of `link` was last resumed is in progress: suspending it now would leave that
+/// poll's state behind (see `YieldHandle::yeet`).
+///
+/// # Safety
+/// `link` is the LINK slot of a live coroutine.
+#[inline]
+pub(crate) unsafe fn poll_in_progress_since_resume(link: *mut usize) -> bool {
+    // SAFETY: written by every `Fiber::resume`.
+    unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::future::current_link() }
 }
 
 /// Takes a panic payload out of a `Kind::Panic` message.

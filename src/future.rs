@@ -2,7 +2,7 @@
 //! synchronous code into a future.
 
 use crate::fiber::{self, Kind, Message, State};
-use crate::generator::{resume_misuse, Generator, GeneratorState, StackfulGenerator};
+use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
 use std::cell::Cell;
@@ -25,6 +25,19 @@ struct PollFrame {
 thread_local! {
     /// The innermost `StackfulFuture` being polled (or dropped) on this thread.
     static CURRENT: Cell<*const PollFrame> = const { Cell::new(ptr::null()) };
+}
+
+/// The LINK slot (as an address) of the coroutine whose poll is current on this
+/// thread, or 0. Recorded at every resume, compared at every `yeet`.
+#[inline]
+pub(crate) fn current_link() -> usize {
+    let frame = CURRENT.with(Cell::get);
+    if frame.is_null() {
+        0
+    } else {
+        // SAFETY: a frame is current only while the poll (or drop) that owns it runs.
+        unsafe { (*frame).link as usize }
+    }
 }
 
 /// Makes `frame` current for its lifetime; restores the previous one on drop, also
@@ -143,15 +156,17 @@ impl<T> Future for StackfulFuture<'_, T> {
             State::Returned => panic!("StackfulFuture polled after it completed"),
             state => resume_misuse("StackfulFuture", state),
         }
-        let frame = PollFrame {
-            cx: cx as *mut Context<'_> as *mut Context<'static>,
-            link: this.generator.link(),
-            polling: Cell::new(false),
-        };
-        let _enter = EnterFrame::new(&frame);
-        match Pin::new(&mut this.generator).resume(()) {
-            GeneratorState::Yielded(()) => Poll::Pending,
-            GeneratorState::Complete(value) => Poll::Ready(value),
+        // SAFETY: the state was checked above.
+        let msg = unsafe { poll_coroutine(&mut this.generator, cx) };
+        // SAFETY: a fresh message from our coroutine, which returns T and never
+        // yields values (its closure has no yield handle).
+        unsafe {
+            match (*msg).kind {
+                Kind::Pending => Poll::Pending,
+                Kind::Return => Poll::Ready(ptr::read((*msg).payload as *mut T)),
+                Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
+                Kind::Yield => fiber::abort("a StackfulFuture's coroutine yielded a value"),
+            }
         }
     }
 }
@@ -164,18 +179,10 @@ impl<T> futures_core::FusedFuture for StackfulFuture<'_, T> {
 
 impl<T> Drop for StackfulFuture<'_, T> {
     fn drop(&mut self) {
-        if self.generator.state() == State::Suspended {
-            // Code that runs during the unwind (destructors) sees this coroutine as
-            // current, so a `wait` there reports the misuse instead of blocking or
-            // suspending an unrelated coroutine.
-            let frame = PollFrame {
-                cx: ptr::null_mut(),
-                link: self.generator.link(),
-                polling: Cell::new(false),
-            };
-            let _enter = EnterFrame::new(&frame);
-            self.generator.cancel();
-        }
+        // Code that runs during the unwind (destructors) sees this coroutine as
+        // current, so a `wait` there reports the misuse instead of blocking or
+        // suspending an unrelated coroutine.
+        cancel_coroutine(&mut self.generator);
     }
 }
 
@@ -184,6 +191,40 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
         f.debug_struct("StackfulFuture")
             .field("state", &self.generator.state())
             .finish()
+    }
+}
+
+/// Resumes the coroutine of a future or stream for one poll with `cx`: makes it
+/// current for `wait`, resumes it, and returns its message.
+///
+/// # Safety
+/// The generator is `Fresh` or `Suspended`.
+#[inline]
+pub(crate) unsafe fn poll_coroutine<Y, R>(
+    generator: &mut StackfulGenerator<'_, Y, R, ()>,
+    cx: &mut Context<'_>,
+) -> *mut Message {
+    let frame = PollFrame {
+        cx: cx as *mut Context<'_> as *mut Context<'static>,
+        link: generator.link(),
+        polling: Cell::new(false),
+    };
+    let _enter = EnterFrame::new(&frame);
+    // SAFETY: per the caller.
+    unsafe { generator.resume_raw(()) }
+}
+
+/// Cancels (unwinds) a suspended future or stream coroutine, with a frame that makes
+/// `wait` in its destructors report the misuse instead of suspending.
+pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R, ()>) {
+    if generator.state() == State::Suspended {
+        let frame = PollFrame {
+            cx: ptr::null_mut(),
+            link: generator.link(),
+            polling: Cell::new(false),
+        };
+        let _enter = EnterFrame::new(&frame);
+        generator.cancel();
     }
 }
 
@@ -277,12 +318,12 @@ fn wait_in_coroutine<T>(
             return value;
         }
         let mut msg = Message {
-            kind: Kind::Yield,
-            payload: ptr::NonNull::<()>::dangling().as_ptr().cast(),
+            kind: Kind::Pending,
+            payload: ptr::null_mut(),
         };
         // SAFETY: `f.link` is the LINK slot of the coroutine being polled, which is
-        // running (we are on it, or on a stack it resumed). The resumer reads `()`
-        // from the dangling payload (a ZST read) and resumes us with a pointer to `()`.
+        // running (we are on it, or on a stack it resumed). The poll that resumes us
+        // passes a pointer to `()`, which we ignore.
         unsafe { fiber::suspend(f.link, &mut msg) };
         // Resumed by the next poll, which installed its own frame.
         frame = CURRENT.with(Cell::get);

@@ -187,6 +187,18 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         self.fiber.link()
     }
 
+    /// Resumes with `arg` and returns the coroutine's message untyped.
+    ///
+    /// # Safety
+    /// The state is `Fresh` or `Suspended`. The message is valid until the next resume.
+    #[inline]
+    pub(crate) unsafe fn resume_raw(&mut self, arg: Resume) -> *mut Message {
+        let mut arg = ManuallyDrop::new(arg);
+        // SAFETY: per the caller; the coroutine takes `arg` (given up here) with
+        // ptr::read before it can suspend again, or ignores it (`wait`, Resume = ()).
+        unsafe { self.fiber.resume(&mut *arg as *mut Resume as usize) }
+    }
+
     pub(crate) fn state(&self) -> State {
         self.fiber.state()
     }
@@ -211,7 +223,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
                     }
                 }
                 // `suspend` refuses to yield once CANCEL was received.
-                Kind::Yield => fiber::abort("a cancelled coroutine yielded"),
+                Kind::Yield | Kind::Pending => fiber::abort("a cancelled coroutine yielded"),
             }
         }
     }
@@ -260,6 +272,8 @@ pub(crate) unsafe fn take_message<Y, R>(msg: *mut Message) -> GeneratorState<Y, 
             Kind::Yield => GeneratorState::Yielded(ptr::read((*msg).payload as *mut Y)),
             Kind::Return => GeneratorState::Complete(ptr::read((*msg).payload as *mut R)),
             Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
+            // `wait` only suspends the future or stream being polled, never a generator.
+            Kind::Pending => fiber::abort("a plain generator received a `wait` suspension"),
         }
     }
 }
@@ -309,8 +323,8 @@ impl<Y, R, Resume> std::fmt::Debug for StackfulGenerator<'_, Y, R, Resume> {
 /// nor `Sync`. A nested generator may capture its parent's handle and yield *through*
 /// the nesting: the whole chain of stacks is suspended and resumed as one.
 pub struct YieldHandle<Y, Resume = ()> {
-    link: *mut usize,
-    _marker: PhantomData<fn(Y) -> Resume>,
+    pub(crate) link: *mut usize,
+    pub(crate) _marker: PhantomData<fn(Y) -> Resume>,
 }
 
 impl<Y, Resume> YieldHandle<Y, Resume> {
@@ -320,14 +334,21 @@ impl<Y, Resume> YieldHandle<Y, Resume> {
     /// (`yield` is a reserved keyword, hence the name.)
     ///
     /// # Panics
-    /// If called while the generator is being dropped (its stack is unwinding, e.g.
-    /// from a destructor, or after catching that unwind with `catch_unwind`): a
-    /// generator that is being dropped cannot suspend again.
+    /// * If called while the generator is being dropped (its stack is unwinding, e.g.
+    ///   from a destructor, or after catching that unwind with `catch_unwind`): a
+    ///   generator that is being dropped cannot suspend again.
+    /// * If called from inside a [`StackfulFuture`](crate::future::StackfulFuture) or
+    ///   [`StackfulStream`](crate::StackfulStream) that the generator itself is
+    ///   polling: that poll would be left half-done on the thread.
     #[inline]
     pub fn yeet(&self, value: Y) -> Resume {
         // SAFETY: the handle only exists while its coroutine is alive and running.
         if unsafe { fiber::is_cancelling(self.link) } {
             suspend_while_cancelling("YieldHandle::yeet");
+        }
+        // SAFETY: as above.
+        if unsafe { fiber::poll_in_progress_since_resume(self.link) } {
+            yeet_across_poll();
         }
         let mut value = ManuallyDrop::new(value);
         let mut msg = Message {
@@ -348,6 +369,16 @@ impl<Y, Resume> std::fmt::Debug for YieldHandle<Y, Resume> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("YieldHandle").finish_non_exhaustive()
     }
+}
+
+#[cold]
+#[track_caller]
+fn yeet_across_poll() -> ! {
+    panic!(
+        "YieldHandle::yeet called from inside a StackfulFuture or StackfulStream that is \
+         being polled within this generator: a generator cannot suspend while a poll it \
+         started is still in progress (yield from the generator's own code instead)"
+    )
 }
 
 #[cold]

@@ -30,7 +30,8 @@
 //! assert_eq!(n, 0xdeadbeef);
 //! ```
 //!
-//! The same machinery gives generators on stable Rust ([`generator`]).
+//! The same machinery gives generators on stable Rust ([`generator`]) and streams
+//! written as synchronous code that yields items ([`stream`]).
 //!
 //! ## The API
 //!
@@ -112,10 +113,12 @@ mod fiber;
 pub mod future;
 pub mod generator;
 pub mod stack;
+pub mod stream;
 
 pub use builder::Builder;
 pub use fiber::leaked_stacks;
 pub use future::{in_stackful, stackful, wait, yield_now};
+pub use stream::{stream, StackfulStream, StreamHandle};
 
 /// The panic of the infallible constructors when no stack can be had.
 #[cold]

@@ -1,0 +1,185 @@
+//! Async streams written as synchronous generators: [`stream`].
+
+use crate::fiber::{self, Kind, State};
+use crate::future::{cancel_coroutine, poll_coroutine};
+use crate::generator::{resume_misuse, StackfulGenerator, YieldHandle};
+use crate::stack::{Stack, StackStorage};
+use crate::Builder;
+use futures_core::{FusedStream, Stream};
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::ptr;
+use std::task::{Context, Poll};
+
+/// A [`Stream`] whose items are produced by synchronous code on its own stack;
+/// created by [`stream`].
+///
+/// Each `poll_next` runs the closure until it yields an item
+/// ([`StreamHandle::yield_item`]), waits on a pending future ([`wait`](crate::wait)),
+/// or returns (the end of the stream). Like [`StackfulFuture`](crate::future::StackfulFuture)
+/// it is `!Send`, dropping it mid-way unwinds the closure's stack (running every
+/// destructor), a panic inside propagates out of `poll_next`, and after the end it
+/// keeps returning `Ready(None)`.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(stackful::stream(|y: &stackful::StreamHandle<u8>| y.yield_item(1)));
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct StackfulStream<'a, T> {
+    generator: StackfulGenerator<'a, T, (), ()>,
+}
+
+/// The handle a [`stream`]'s closure uses to produce items.
+///
+/// Neither `Send` nor `Sync`, and only reachable as the closure's argument.
+pub struct StreamHandle<T> {
+    link: *mut usize,
+    _marker: PhantomData<fn(T)>,
+}
+
+impl<T> StreamHandle<T> {
+    /// Hands `item` to the stream's consumer; returns when the consumer polls for the
+    /// next item.
+    ///
+    /// # Panics
+    /// If called while the stream is being dropped (from a destructor running during
+    /// its unwind).
+    #[inline]
+    pub fn yield_item(&self, item: T) {
+        let y = YieldHandle::<T, ()> {
+            link: self.link,
+            _marker: PhantomData,
+        };
+        y.yeet(item)
+    }
+}
+
+impl<T> std::fmt::Debug for StreamHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHandle").finish_non_exhaustive()
+    }
+}
+
+impl<'a, T> StackfulStream<'a, T> {
+    /// Creates a stream running `f` on a default stack (see [`stream`]).
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::stream`] for the fallible form).
+    pub fn new<F>(f: F) -> Self
+    where
+        F: FnOnce(&StreamHandle<T>) + 'a,
+    {
+        match Builder::new().stream(f) {
+            Ok(s) => s,
+            Err(e) => crate::allocation_failed("StackfulStream::new", e),
+        }
+    }
+
+    /// Creates a stream running `f` on a caller-provided stack.
+    ///
+    /// # Panics
+    /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    pub fn with_stack<S, F>(stack: S, f: F) -> Self
+    where
+        S: Stack + 'a,
+        F: FnOnce(&StreamHandle<T>) + 'a,
+    {
+        match Self::on_stack(StackStorage::Custom(Box::new(stack)), f) {
+            Ok(s) => s,
+            Err(e) => panic!("StackfulStream::with_stack: {e}"),
+        }
+    }
+
+    pub(crate) fn on_stack<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    where
+        F: FnOnce(&StreamHandle<T>) + 'a,
+    {
+        let generator = StackfulGenerator::on_stack(stack, move |y: &YieldHandle<T, ()>, ()| {
+            f(&StreamHandle {
+                link: y.link,
+                _marker: PhantomData,
+            })
+        })?;
+        Ok(StackfulStream { generator })
+    }
+
+    /// Whether the stream has ended (returned `Ready(None)`) or panicked.
+    pub fn is_complete(&self) -> bool {
+        self.generator.is_complete()
+    }
+}
+
+impl<T> Stream for StackfulStream<'_, T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        match this.generator.state() {
+            State::Fresh | State::Suspended => {}
+            State::Returned => return Poll::Ready(None),
+            state => resume_misuse("StackfulStream", state),
+        }
+        // SAFETY: the state was checked above.
+        let msg = unsafe { poll_coroutine(&mut this.generator, cx) };
+        // SAFETY: a fresh message from our coroutine, which yields T and returns ().
+        unsafe {
+            match (*msg).kind {
+                Kind::Yield => Poll::Ready(Some(ptr::read((*msg).payload as *mut T))),
+                Kind::Pending => Poll::Pending,
+                Kind::Return => Poll::Ready(None),
+                Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
+            }
+        }
+    }
+}
+
+impl<T> FusedStream for StackfulStream<'_, T> {
+    fn is_terminated(&self) -> bool {
+        self.generator.is_complete()
+    }
+}
+
+impl<T> Drop for StackfulStream<'_, T> {
+    fn drop(&mut self) {
+        cancel_coroutine(&mut self.generator);
+    }
+}
+
+impl<T> std::fmt::Debug for StackfulStream<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackfulStream")
+            .field("state", &self.generator.state())
+            .finish()
+    }
+}
+
+/// Turns synchronous code that produces items into a [`Stream`].
+///
+/// The closure runs on its own stack. It hands out items with
+/// [`StreamHandle::yield_item`] and may call [`wait`](crate::wait) between them; the
+/// stream is `Pending` while it waits and ends when the closure returns.
+///
+/// ```
+/// use futures::StreamExt;
+/// use stackful::{stream, wait, StreamHandle};
+///
+/// let numbers = stream(|y: &StreamHandle<u32>| {
+///     for i in 0..3 {
+///         let doubled = wait(async move { i * 2 }); // any future
+///         y.yield_item(doubled);
+///     }
+/// });
+/// let all: Vec<u32> = futures::executor::block_on(numbers.collect());
+/// assert_eq!(all, [0, 2, 4]);
+/// ```
+///
+/// # Panics
+/// If no stack can be allocated.
+pub fn stream<'a, T, F>(f: F) -> StackfulStream<'a, T>
+where
+    F: FnOnce(&StreamHandle<T>) + 'a,
+{
+    StackfulStream::new(f)
+}
