@@ -205,7 +205,7 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
     cx: &mut Context<'_>,
 ) -> *mut Message {
     let frame = PollFrame {
-        cx: cx as *mut Context<'_> as *mut Context<'static>,
+        cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
         link: generator.link(),
         polling: Cell::new(false),
     };

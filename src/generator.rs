@@ -46,6 +46,9 @@ use std::mem::{self, ManuallyDrop};
 use std::pin::Pin;
 use std::ptr;
 
+/// A generator closure, boxed (what stackful 0.1 stored).
+type BoxedBody<'a, Y, R, Resume> = Box<dyn FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a>;
+
 /// The result of resuming a generator: it yielded a value or completed with one.
 ///
 /// The same shape as the unstable `std::ops::CoroutineState`.
@@ -141,7 +144,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
         if mem::size_of::<F>() > fiber::INLINE_CLOSURE_LIMIT {
-            let boxed: Box<dyn FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a> = Box::new(f);
+            let boxed: BoxedBody<'a, Y, R, Resume> = Box::new(f);
             // SAFETY: the boxed closure is `f`, which is valid for 'a.
             return unsafe { Self::on_stack_inline(stack, boxed) };
         }
@@ -215,8 +218,10 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
             let msg = unsafe { self.fiber.resume(fiber::CANCEL) };
             // SAFETY: the message is fresh and its payload untaken.
             match unsafe { (*msg).kind } {
+                // SAFETY: a Return message of this generator carries an untaken R.
                 Kind::Return => drop(unsafe { ptr::read((*msg).payload as *mut R) }),
                 Kind::Panic => {
+                    // SAFETY: a Panic message carries an untaken payload box.
                     let payload = unsafe { fiber::take_panic(msg) };
                     if !fiber::is_cancel_payload(&*payload) && !std::thread::panicking() {
                         std::panic::resume_unwind(payload);

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! The same machinery gives generators on stable Rust ([`generator`]) and streams
-//! written as synchronous code that yields items ([`stream`]).
+//! written as synchronous code that yields items ([`stream()`]).
 //!
 //! ## The API
 //!

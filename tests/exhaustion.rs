@@ -9,9 +9,8 @@
 
 use stackful::generator::{StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait, Builder};
-use std::process::Command;
 
-const CHILD_ENV: &str = "STACKFUL_EXHAUSTION_CHILD";
+mod common;
 const STACK: usize = 1 << 20;
 
 fn vm_size_kib() -> usize {
@@ -54,7 +53,7 @@ fn fill() -> (Vec<Box<dyn std::any::Any>>, std::io::Error) {
 
 #[test]
 fn child_exhaustion() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !common::is_child("child_exhaustion") {
         return;
     }
     // No pool, so every stack that is dropped is unmapped at once.
@@ -65,12 +64,12 @@ fn child_exhaustion() {
     let (alive, err) = fill();
     let first_round = alive.len();
     assert!(first_round > 10, "only {first_round} stacks fit");
-    println!("first round: {first_round} coroutines, then Err({err})");
+    eprintln!("first round: {first_round} coroutines, then Err({err})");
     assert!(err.to_string().contains("mmap"), "{err}");
 
     // The infallible constructors panic with a clear message.
     let panic = std::panic::catch_unwind(|| {
-        let _ = stackful(|| 1);
+        drop(stackful(|| 1));
     })
     .expect_err("stackful() must panic when no stack can be mapped");
     let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -96,36 +95,24 @@ fn child_exhaustion() {
         vm_full - vm_empty
     );
     let (alive, _) = fill();
-    println!("second round: {}", alive.len());
+    eprintln!("second round: {}", alive.len());
     assert!(
         alive.len() + 2 >= first_round,
         "after dropping, only {} of {first_round} fit again",
         alive.len()
     );
     drop(alive);
-    println!("CHILD-OK");
+    eprintln!("CHILD-OK");
 }
 
 #[test]
 fn exhaustion_is_an_error_and_recoverable() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_exhaustion",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, stderr) = common::run_child("child_exhaustion");
     assert!(
-        out.status.success() && stdout.contains("CHILD-OK"),
-        "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+        status.success() && stderr.contains("CHILD-OK"),
+        "child failed: {status:?}\nstderr:\n{stderr}"
     );
 }

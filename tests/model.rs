@@ -21,7 +21,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 // ---------------------------------------------------------------- programs
 
@@ -251,7 +251,7 @@ fn drive(child: &Node, log: &Log) {
                     0
                 })
             });
-            let mut cx = Context::from_waker(Waker::noop());
+            let mut cx = Context::from_waker(futures::task::noop_waker_ref());
             let mut resumes = 0;
             loop {
                 if child.budget.is_some_and(|b| resumes >= b) {

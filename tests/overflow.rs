@@ -8,9 +8,8 @@ use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHan
 use stackful::{stackful, wait, Builder};
 use std::hint::black_box;
 use std::pin::Pin;
-use std::process::Command;
 
-const CHILD_ENV: &str = "STACKFUL_OVERFLOW_CHILD";
+mod common;
 
 /// Recursion that uses about `frame` bytes per level and cannot be optimised away.
 #[inline(never)]
@@ -24,27 +23,15 @@ fn recurse(depth: usize) -> usize {
 }
 
 /// Runs `name` (a test of this binary) in a child process in child mode and returns
-/// (exit success, stderr).
+/// (exit success, stderr). Under qemu the child goes through the emulator.
 fn run_child(name: &str) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("spawn child test process");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn is_child() -> bool {
-    std::env::var_os(CHILD_ENV).is_some()
+    let (status, stderr) = common::run_child(name);
+    (status.success(), stderr)
 }
 
 #[test]
 fn child_overflow_in_stackful_future() {
-    if !is_child() {
+    if !common::is_child("child_overflow_in_stackful_future") {
         return;
     }
     let fut = Builder::new()
@@ -57,7 +44,7 @@ fn child_overflow_in_stackful_future() {
 
 #[test]
 fn child_overflow_in_generator_after_resumes() {
-    if !is_child() {
+    if !common::is_child("child_overflow_in_generator_after_resumes") {
         return;
     }
     let mut g = Builder::new()
@@ -74,7 +61,7 @@ fn child_overflow_in_generator_after_resumes() {
 
 #[test]
 fn child_overflow_of_the_thread_itself() {
-    if !is_child() {
+    if !common::is_child("child_overflow_of_the_thread_itself") {
         return;
     }
     // A coroutine has been created on this thread (so our handler is installed), but
@@ -94,7 +81,7 @@ fn child_overflow_of_the_thread_itself() {
 
 #[test]
 fn overflow_in_future_is_reported() {
-    if is_child() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
         return;
     }
     let (ok, stderr) = run_child("child_overflow_in_stackful_future");
@@ -109,7 +96,7 @@ fn overflow_in_future_is_reported() {
 
 #[test]
 fn overflow_in_generator_is_reported() {
-    if is_child() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
         return;
     }
     let (ok, stderr) = run_child("child_overflow_in_generator_after_resumes");
@@ -122,7 +109,7 @@ fn overflow_in_generator_is_reported() {
 
 #[test]
 fn thread_overflow_still_reported_by_rust() {
-    if is_child() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
         return;
     }
     let (ok, stderr) = run_child("child_overflow_of_the_thread_itself");
@@ -139,7 +126,7 @@ fn thread_overflow_still_reported_by_rust() {
 
 #[test]
 fn recursion_just_under_the_limit_succeeds() {
-    if is_child() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
         return;
     }
     // 256 KiB stack, ~200 KiB of recursion (each level > 1 KiB in debug and release).

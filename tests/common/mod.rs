@@ -1,0 +1,242 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use stackful::stack::Stack;
+use std::alloc::{self, Layout};
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+
+/// Records which [`Token`]s were created and dropped, to check that every value is
+/// dropped exactly once.
+#[derive(Clone, Default)]
+pub struct Drops(Rc<RefCell<DropsInner>>);
+
+#[derive(Default)]
+struct DropsInner {
+    created: usize,
+    dropped: Vec<usize>,
+}
+
+impl Drops {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new value whose drop is recorded.
+    pub fn token(&self) -> Token {
+        let mut inner = self.0.borrow_mut();
+        let id = inner.created;
+        inner.created += 1;
+        Token {
+            id,
+            drops: self.clone(),
+        }
+    }
+
+    pub fn created(&self) -> usize {
+        self.0.borrow().created
+    }
+
+    /// How many drops happened (a double drop counts twice).
+    pub fn dropped(&self) -> usize {
+        self.0.borrow().dropped.len()
+    }
+
+    pub fn is_dropped(&self, id: usize) -> bool {
+        self.0.borrow().dropped.contains(&id)
+    }
+
+    /// Asserts that every token created so far was dropped exactly once.
+    #[track_caller]
+    pub fn assert_all_dropped_once(&self) {
+        let inner = self.0.borrow();
+        let mut dropped = inner.dropped.clone();
+        dropped.sort_unstable();
+        let expected: Vec<usize> = (0..inner.created).collect();
+        assert_eq!(
+            dropped, expected,
+            "each of the {} tokens must be dropped exactly once",
+            inner.created
+        );
+    }
+
+    /// Asserts that no token was dropped twice (some may still be alive).
+    #[track_caller]
+    pub fn assert_no_double_drop(&self) {
+        let inner = self.0.borrow();
+        let mut dropped = inner.dropped.clone();
+        dropped.sort_unstable();
+        let before = dropped.len();
+        dropped.dedup();
+        assert_eq!(before, dropped.len(), "a token was dropped twice");
+    }
+}
+
+/// A value that records its drop in its [`Drops`].
+pub struct Token {
+    pub id: usize,
+    drops: Drops,
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.drops.0.borrow_mut().dropped.push(self.id);
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({})", self.id)
+    }
+}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+pub struct CountingWaker(AtomicUsize);
+
+impl CountingWaker {
+    pub fn new() -> (Arc<Self>, Waker) {
+        let this = Arc::new(Self::default());
+        let waker = Waker::from(this.clone());
+        (this, waker)
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string payload>".to_owned()
+    }
+}
+
+/// Runs the test named `name` of the current test binary in a child process with
+/// `STACKFUL_TEST_CHILD=name` set, and returns its exit status and stderr.
+///
+/// Under qemu-user (cross-testing) the test binary cannot be executed directly; then
+/// it is run through `$STACKFUL_TEST_RUNNER` (whitespace-separated), by default
+/// `qemu-<arch> -L /usr/<arch>-linux-gnu`.
+pub fn run_child(name: &str) -> (std::process::ExitStatus, String) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let run = |program: &str, pre: &[String]| {
+        std::process::Command::new(program)
+            .args(pre)
+            .arg(&exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env("STACKFUL_TEST_CHILD", name)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+    };
+    let direct = std::process::Command::new(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("STACKFUL_TEST_CHILD", name)
+        .env("RUST_BACKTRACE", "0")
+        .output();
+    let exec_failed = match &direct {
+        Err(_) => true,
+        // What a failed exec looks like from inside qemu-user.
+        Ok(out) => out.status.code() == Some(127) && out.stderr.is_empty(),
+    };
+    let out = if exec_failed {
+        let runner = std::env::var("STACKFUL_TEST_RUNNER").unwrap_or_else(|_| {
+            let arch = std::env::consts::ARCH;
+            format!("qemu-{arch} -L /usr/{arch}-linux-gnu")
+        });
+        let mut words = runner.split_whitespace().map(str::to_owned);
+        let program = words.next().expect("an empty STACKFUL_TEST_RUNNER");
+        let pre: Vec<String> = words.collect();
+        run(&program, &pre).expect("spawn the test binary through the runner")
+    } else {
+        direct.unwrap()
+    };
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Whether this process is the child started by [`run_child`] for `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var("STACKFUL_TEST_CHILD").as_deref() == Ok(name)
+}
+
+/// Runs `f` in a child process (the test named `name`, which must call this), so that
+/// a crash fails only this test; panics unless the child succeeded.
+pub fn in_child(name: &str, f: impl FnOnce()) {
+    if is_child(name) {
+        f();
+        return;
+    }
+    let (status, stderr) = run_child(name);
+    assert!(
+        status.success(),
+        "the child process running `{name}` failed ({status}); stderr:\n{stderr}"
+    );
+}
+
+/// A stack on the heap: no guard page (an overflow would write below `bottom`), so it
+/// is only for code whose stack use is known. Its top is 16-byte aligned.
+pub struct HeapStack {
+    base: NonNull<u8>,
+    size: usize,
+    freed: Rc<Cell<bool>>,
+}
+
+impl HeapStack {
+    pub fn new(size: usize, freed: Rc<Cell<bool>>) -> Self {
+        assert!(size % 16 == 0 && size >= 4096);
+        let layout = Layout::from_size_align(size, 16).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let base = NonNull::new(unsafe { alloc::alloc(layout) }).expect("allocation failed");
+        HeapStack { base, size, freed }
+    }
+}
+
+// SAFETY: `base..base+size` is a live heap allocation owned by this value until drop,
+// not used by anything else and not moved with the value; `top` is 16-aligned because
+// the allocation is 16-aligned and `size` is a multiple of 16; there is no guard region
+// (guard_size is 0), and the tests only run shallow code on it.
+unsafe impl Stack for HeapStack {
+    fn top(&self) -> NonNull<u8> {
+        // SAFETY: one past the end of the allocation.
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(self.size)) }
+    }
+
+    fn bottom(&self) -> NonNull<u8> {
+        self.base
+    }
+}
+
+impl Drop for HeapStack {
+    fn drop(&mut self) {
+        self.freed.set(true);
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe {
+            alloc::dealloc(
+                self.base.as_ptr(),
+                Layout::from_size_align(self.size, 16).unwrap(),
+            )
+        };
+    }
+}

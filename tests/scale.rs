@@ -1,0 +1,436 @@
+//! Many coroutines at once, on many threads, and the per-thread stack pool.
+
+mod common;
+
+use futures::channel::oneshot;
+use futures::task::noop_waker_ref;
+use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
+use stackful::stack::{
+    clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT,
+};
+use stackful::{leaked_stacks, stackful, wait, yield_now, Builder};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread;
+
+fn resume<G: Generator<A> + Unpin, A>(g: &mut G, arg: A) -> GeneratorState<G::Yield, G::Return> {
+    Pin::new(g).resume(arg)
+}
+
+/// Runs `f` on a fresh thread (fresh thread-local pool) and returns its result.
+fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    thread::spawn(f).join().unwrap()
+}
+
+#[test]
+fn a_thousand_generators_suspended_at_once() {
+    let live = Rc::new(Cell::new(0));
+    let mut gens: Vec<_> = (0..1000u64)
+        .map(|i| {
+            let live = live.clone();
+            StackfulGenerator::new(move |y: &YieldHandle<u64, u64>, first: u64| {
+                live.set(live.get() + 1);
+                // Some stack in use across the suspensions.
+                let local = [i; 16];
+                let mut acc = first;
+                for (round, &l) in local.iter().take(3).enumerate() {
+                    acc += y.yeet(l * 10 + round as u64);
+                }
+                live.set(live.get() - 1);
+                acc + local.iter().sum::<u64>()
+            })
+        })
+        .collect();
+    for (i, g) in gens.iter_mut().enumerate() {
+        assert_eq!(resume(g, 1), GeneratorState::Yielded(i as u64 * 10));
+    }
+    assert_eq!(live.get(), 1000, "all of them are suspended at once");
+    for round in 1..3u64 {
+        for (i, g) in gens.iter_mut().enumerate().rev() {
+            assert_eq!(resume(g, 1), GeneratorState::Yielded(i as u64 * 10 + round));
+        }
+    }
+    for (i, g) in gens.iter_mut().enumerate() {
+        assert_eq!(resume(g, 1), GeneratorState::Complete(4 + 16 * i as u64));
+        assert!(g.is_complete());
+    }
+    assert_eq!(live.get(), 0);
+}
+
+#[test]
+fn a_thousand_futures_pending_at_once() {
+    let mut senders = Vec::new();
+    let mut futs = Vec::new();
+    let started = Rc::new(Cell::new(0));
+    for i in 0..1000u32 {
+        let (tx, rx) = oneshot::channel::<u32>();
+        senders.push(tx);
+        let started = started.clone();
+        futs.push(stackful(move || {
+            started.set(started.get() + 1);
+            let v = wait(rx).unwrap();
+            yield_now();
+            v + i
+        }));
+    }
+    let waker = noop_waker_ref();
+    let mut cx = Context::from_waker(waker);
+    for f in &mut futs {
+        assert!(Pin::new(f).poll(&mut cx).is_pending());
+    }
+    assert_eq!(started.get(), 1000);
+    // Half of them are dropped while suspended.
+    let dropped: Vec<_> = futs.drain(500..).collect();
+    drop(dropped);
+    for (i, tx) in senders.into_iter().enumerate() {
+        // The receivers of the dropped futures are gone with their stacks.
+        assert_eq!(tx.send(i as u32 * 2).is_ok(), i < 500);
+    }
+    for (i, f) in futs.iter_mut().enumerate() {
+        // `yield_now` pends once more.
+        assert!(Pin::new(&mut *f).poll(&mut cx).is_pending());
+        assert_eq!(Pin::new(f).poll(&mut cx), Poll::Ready(i as u32 * 3));
+    }
+}
+
+/// (In a child process, so that an abort fails only this test.)
+#[test]
+fn a_thousand_mixed_coroutines_nested_and_dropped() {
+    common::in_child("a_thousand_mixed_coroutines_nested_and_dropped", || {
+        // Generators, each holding a suspended future that is polled from its stack.
+        let polled = Rc::new(Cell::new(0usize));
+        let mut gens: Vec<_> = (0..1000usize)
+            .map(|i| {
+                let polled = polled.clone();
+                StackfulGenerator::new(move |y: &YieldHandle<usize>, ()| {
+                    let mut fut = stackful(move || {
+                        yield_now();
+                        i
+                    });
+                    let mut cx = Context::from_waker(noop_waker_ref());
+                    loop {
+                        polled.set(polled.get() + 1);
+                        match Pin::new(&mut fut).poll(&mut cx) {
+                            Poll::Ready(v) => {
+                                assert_eq!(v, i);
+                                return;
+                            }
+                            Poll::Pending => y.yeet(i),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for (i, g) in gens.iter_mut().enumerate() {
+            assert_eq!(g.next(), Some(i));
+        }
+        assert_eq!(polled.get(), 1000);
+        // Drop every other one while both it and its future are suspended.
+        let mut kept = Vec::new();
+        for (i, g) in gens.into_iter().enumerate() {
+            if i % 2 == 0 {
+                kept.push(g);
+            }
+        }
+        for g in &mut kept {
+            assert_eq!(g.next(), None);
+            assert!(g.is_complete());
+        }
+        assert_eq!(polled.get(), 1500);
+    });
+}
+
+#[test]
+fn coroutines_on_eight_threads_at_once() {
+    let total = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8usize)
+        .map(|t| {
+            let total = total.clone();
+            thread::spawn(move || {
+                // Different pool limits on different threads.
+                set_thread_pool_limit(t % 3);
+                let mut sum = 0usize;
+                for round in 0..40usize {
+                    // A few generators alive at once on this thread.
+                    let mut gens: Vec<_> = (0..5usize)
+                        .map(|k| {
+                            StackfulGenerator::new(move |y: &YieldHandle<usize>, ()| {
+                                for j in 0..3 {
+                                    y.yeet(t * 1000 + round * 10 + k + j);
+                                }
+                            })
+                        })
+                        .collect();
+                    for g in &mut gens {
+                        sum += g.by_ref().sum::<usize>();
+                    }
+                    // One dropped while suspended.
+                    let mut g = StackfulGenerator::new(|y: &YieldHandle<usize>, ()| loop {
+                        y.yeet(1);
+                    });
+                    sum += g.next().unwrap();
+                    drop(g);
+                    // A future that really waits for another thread.
+                    let (tx, rx) = oneshot::channel();
+                    let sender = thread::spawn(move || tx.send(round).unwrap());
+                    sum += futures::executor::block_on(stackful(move || {
+                        yield_now();
+                        wait(rx).unwrap()
+                    }));
+                    sender.join().unwrap();
+                }
+                total.fetch_add(sum, Ordering::SeqCst);
+                sum
+            })
+        })
+        .collect();
+    let sums: Vec<usize> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    for (t, s) in sums.iter().enumerate() {
+        let expected: usize = (0..40)
+            .map(|round| {
+                (0..5)
+                    .flat_map(|k| (0..3).map(move |j| t * 1000 + round * 10 + k + j))
+                    .sum::<usize>()
+                    + 1
+                    + round
+            })
+            .sum();
+        assert_eq!(*s, expected, "thread {t}");
+    }
+    assert_eq!(total.load(Ordering::SeqCst), sums.iter().sum::<usize>());
+}
+
+/// The address of the coroutine's `YieldHandle`, which lives on its stack at the same
+/// offset from the top for every generator of this closure type.
+fn stack_marker_generator() -> StackfulGenerator<'static, usize, (), ()> {
+    StackfulGenerator::new(|y: &YieldHandle<usize>, ()| {
+        y.yeet(y as *const YieldHandle<usize> as usize);
+    })
+}
+
+#[test]
+fn the_pool_limit_is_per_thread_and_defaults_to_default_pool_limit() {
+    on_fresh_thread(|| {
+        assert_eq!(thread_pool_limit(), DEFAULT_POOL_LIMIT);
+        set_thread_pool_limit(3);
+        assert_eq!(thread_pool_limit(), 3);
+        on_fresh_thread(|| assert_eq!(thread_pool_limit(), DEFAULT_POOL_LIMIT));
+        assert_eq!(thread_pool_limit(), 3);
+    });
+}
+
+#[test]
+fn pooled_stacks_are_reused_up_to_the_limit() {
+    on_fresh_thread(|| {
+        set_thread_pool_limit(3);
+        let mut gens: Vec<_> = (0..10).map(|_| stack_marker_generator()).collect();
+        let old: Vec<usize> = gens.iter_mut().map(|g| g.next().unwrap()).collect();
+        let mut distinct = old.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 10, "live coroutines have distinct stacks");
+        drop(gens);
+        // Three stacks were kept: the next three coroutines get them back.
+        let mut again: Vec<_> = (0..3).map(|_| stack_marker_generator()).collect();
+        for g in &mut again {
+            let addr = g.next().unwrap();
+            assert!(old.contains(&addr), "{addr:#x} is not a pooled stack");
+        }
+        // More than the limit still works (fresh stacks).
+        let mut more: Vec<_> = (0..20).map(|_| stack_marker_generator()).collect();
+        for g in &mut more {
+            assert!(g.next().is_some());
+        }
+        drop((again, more));
+        assert_eq!(leaked_stacks(), 0);
+    });
+}
+
+#[test]
+fn a_disabled_or_cleared_pool_still_makes_coroutines() {
+    on_fresh_thread(|| {
+        // Fill the pool, then clear it.
+        let gens: Vec<_> = (0..DEFAULT_POOL_LIMIT + 4)
+            .map(|_| {
+                let mut g = stack_marker_generator();
+                g.next().unwrap();
+                g
+            })
+            .collect();
+        drop(gens);
+        clear_thread_pool();
+        let mut g = stack_marker_generator();
+        assert!(g.next().is_some());
+        drop(g);
+
+        set_thread_pool_limit(0);
+        assert_eq!(thread_pool_limit(), 0);
+        for _ in 0..100 {
+            let mut g = stack_marker_generator();
+            assert!(g.next().is_some());
+            assert_eq!(g.next(), None);
+            assert_eq!(
+                futures::executor::block_on(stackful(|| wait(async { 3 }))),
+                3
+            );
+        }
+        clear_thread_pool();
+        // Lowering the limit after the pool filled up.
+        set_thread_pool_limit(8);
+        let gens: Vec<_> = (0..8).map(|_| stack_marker_generator()).collect();
+        drop(gens);
+        set_thread_pool_limit(2);
+        let mut gens: Vec<_> = (0..8).map(|_| stack_marker_generator()).collect();
+        assert!(gens.iter_mut().all(|g| g.next().is_some()));
+    });
+}
+
+#[test]
+fn pooled_stacks_of_other_sizes_are_not_mixed_up() {
+    on_fresh_thread(|| {
+        let sizes = [16 * 1024, 64 * 1024, 2 * 1024 * 1024];
+        for _ in 0..3 {
+            let mut gens = Vec::new();
+            for &size in &sizes {
+                let mut g = Builder::new()
+                    .stack_size(size)
+                    .generator(move |y: &YieldHandle<usize>, ()| {
+                        // Use most of the stack: a smaller stack would overflow.
+                        fn fill(bytes: usize) -> u8 {
+                            let buf = std::hint::black_box([bytes as u8; 1024]);
+                            if bytes <= 1024 {
+                                buf[0]
+                            } else {
+                                fill(bytes - 1024).wrapping_add(buf[1])
+                            }
+                        }
+                        y.yeet(0);
+                        std::hint::black_box(fill(size / 4));
+                    })
+                    .unwrap();
+                assert!(matches!(g.next(), Some(0)));
+                gens.push((g, size));
+            }
+            for (g, _) in &mut gens {
+                assert_eq!(g.next(), None);
+            }
+        }
+    });
+}
+
+/// Creating and dropping many coroutines does not leak stacks: with the pool disabled
+/// every stack is a new mapping, and leaked ones would exhaust the mapping limit
+/// (`vm.max_map_count`, 65530 by default, two mappings per stack).
+#[test]
+fn many_coroutines_created_and_dropped_in_sequence() {
+    on_fresh_thread(|| {
+        set_thread_pool_limit(0);
+        for i in 0..40_000u32 {
+            match i % 3 {
+                0 => {
+                    let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+                        y.yeet(1);
+                        y.yeet(2);
+                    });
+                    assert_eq!(g.next(), Some(1));
+                    // dropped while suspended
+                }
+                1 => {
+                    let mut f = stackful(move || wait(async { i }));
+                    let mut cx = Context::from_waker(noop_waker_ref());
+                    assert_eq!(Pin::new(&mut f).poll(&mut cx), Poll::Ready(i));
+                }
+                _ => {
+                    // dropped before it started
+                    let _g = StackfulGenerator::new(|_: &YieldHandle<u32>, ()| ());
+                }
+            }
+        }
+        assert_eq!(leaked_stacks(), 0);
+    });
+}
+
+#[test]
+fn default_stack_new_and_the_stack_trait() {
+    use stackful::stack::{DefaultStack, Stack, MIN_STACK_SIZE};
+    let s = DefaultStack::new(100_000).unwrap();
+    let (top, bottom) = (s.top().as_ptr() as usize, s.bottom().as_ptr() as usize);
+    assert!(s.size() >= 100_000);
+    assert_eq!(top - bottom, s.size());
+    assert_eq!(top % 16, 0);
+    assert!(s.guard_size() > 0, "default stacks have a guard");
+    assert_eq!(s.size() % s.guard_size(), 0, "whole pages");
+    // The memory is usable.
+    // SAFETY: `bottom..top` is the writable, unused part of the mapping we own.
+    unsafe {
+        std::ptr::write_bytes(bottom as *mut u8, 0xa5, top - bottom);
+        assert_eq!(*((top - 1) as *const u8), 0xa5);
+    }
+    assert!(DefaultStack::new(0).unwrap().size() >= MIN_STACK_SIZE);
+    assert!(DefaultStack::new(usize::MAX).is_err());
+
+    // As a custom stack.
+    let mut g = StackfulGenerator::with_stack(
+        DefaultStack::new(64 * 1024).unwrap(),
+        |y: &YieldHandle<usize>, ()| {
+            y.yeet(y as *const YieldHandle<usize> as usize);
+        },
+    );
+    let addr = g.next().unwrap();
+    assert_ne!(addr, 0);
+    assert_eq!(g.next(), None);
+    let fut = stackful::future::StackfulFuture::with_stack(DefaultStack::new(0).unwrap(), || {
+        wait(async { 1 }) + 1
+    });
+    assert_eq!(futures::executor::block_on(fut), 2);
+}
+
+/// Drops of coroutines kept in thread-locals run during thread exit, possibly after
+/// the stack pool's own thread-local is gone.
+#[test]
+fn suspended_coroutines_in_thread_locals_are_unwound_at_thread_exit() {
+    struct Count(Arc<AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static GEN: std::cell::RefCell<Option<StackfulGenerator<'static, u32, (), ()>>> =
+            const { std::cell::RefCell::new(None) };
+        static FUT: std::cell::RefCell<Option<stackful::future::StackfulFuture<'static, ()>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    thread::spawn(move || {
+        let (d1, d2) = (d.clone(), d.clone());
+        let mut g = StackfulGenerator::new(move |y: &YieldHandle<u32>, ()| {
+            let _c = Count(d1);
+            y.yeet(1);
+        });
+        assert_eq!(g.next(), Some(1));
+        GEN.with(|cell| *cell.borrow_mut() = Some(g));
+        let mut f = stackful(move || {
+            let _c = Count(d2);
+            wait(std::future::pending::<()>());
+        });
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+        FUT.with(|cell| *cell.borrow_mut() = Some(f));
+        // Make sure the pool has stacks in it too.
+        assert_eq!(
+            StackfulGenerator::new(|_: &YieldHandle<u32>, ()| ()).next(),
+            None
+        );
+        assert_eq!(d.load(Ordering::SeqCst), 0);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
