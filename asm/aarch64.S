@@ -1,69 +1,77 @@
 /*
  * stackful: context switch for AArch64, AAPCS64 (Linux, the BSDs, macOS).
  *
- * Three functions, all called from Rust as ordinary `extern "C"` functions:
+ * A switch has two halves. This file has the resuming half, as two functions that
+ * Rust calls as ordinary `extern "C"` functions:
  *
  *   Transfer stackful_fiber_enter(usize arg, void *top,
  *                                 void (*entry)(usize arg, usize *link))
  *       Start `entry` on a fresh stack whose (16-byte aligned) highest address is `top`.
- *       Returns when the coroutine first switches out.
+ *       Returns when the coroutine first suspends.
  *   Transfer stackful_fiber_switch_in(usize arg, void *sp, usize *link)
  *       Resume a suspended coroutine whose saved stack pointer is `sp`.
- *       Returns when the coroutine switches out again.
- *   usize    stackful_fiber_switch_out(usize arg, usize *link)
- *       Called on a coroutine stack: suspend it and return to whoever resumed it.
- *       Returns the `arg` of the switch_in that resumes it.
+ *       Returns when the coroutine suspends again.
  *
  *   struct Transfer { usize data; void *sp; }   returned in x0:x1.
- *   data = the `arg` given by the other side; sp = where the coroutine that just
- *   suspended saved its registers (pass it to the next switch_in).
  *
- * Arguments arrive in x0, x1, x2.  All three functions are only entered by `bl`/`blr`,
- * so the caller has already saved the caller-saved registers (x0-x18, v0-v7, v16-v31
- * and the upper halves of v8-v15) that it needs; a switch saves exactly the
- * callee-saved set:
+ * The suspending half is `switch_out` in src/switch_out.rs (inline assembly, see
+ * there and the x86_64 file for why): resuming here `blr`s the coroutine's
+ * continuation, and the coroutine's suspension `ret`s to exactly that call site, so
+ * the return-address predictor stays right on every switch.
  *
- *   x19-x28, x29 (fp), x30 (lr, the return address), sp (the handle itself),
- *   d8-d15 (the low 64 bits of v8-v15; AAPCS64 only preserves those).
+ * Registers.  Both functions are entered by `bl`/`blr`, so only the callee-saved
+ * set needs saving: x19-x28, x29 (fp), x30 (lr), and d8-d15 (the low 64 bits of
+ * v8-v15; AAPCS64 only preserves those).  They are saved on the resumer's stack and
+ * restored when the coroutine suspends.  The coroutine side saves x19 and x29 by
+ * hand and declares the rest clobbered, so the compiler saves only the live ones.
+ * Not saved: FPCR (rounding mode etc.), thread state shared with the coroutine like
+ * <fenv.h>'s environment (see the x86_64 file).  x18 (platform register) is never
+ * touched.
  *
- * Not saved: FPCR (rounding mode etc.).  It is thread state shared with the
- * coroutine, like <fenv.h>'s environment (see the x86_64 file for the reasoning).
- * x18 is the platform register and is never touched.
+ * Resumer's saved-register area (0xa0 bytes; CFA = its top):
  *
- * Saved-register area (0xa0 bytes), written by every switch on the stack being left.
- * `sp` (the value handed to the other side) points at its lowest word:
+ *     CFA-0xa0  x19      CFA-0x98  x20
+ *     CFA-0x90  x21      CFA-0x88  x22
+ *     CFA-0x80  x23      CFA-0x78  x24
+ *     CFA-0x70  x25      CFA-0x68  x26
+ *     CFA-0x60  x27      CFA-0x58  x28
+ *     CFA-0x50  d8       CFA-0x48  d9
+ *     CFA-0x40  d10      CFA-0x38  d11
+ *     CFA-0x30  d12      CFA-0x28  d13
+ *     CFA-0x20  d14      CFA-0x18  d15
+ *     CFA-0x10  x29      CFA-0x08  x30 (R: return address into Rust)
  *
- *     sp + 0x00  x19      sp + 0x08  x20
- *     sp + 0x10  x21      sp + 0x18  x22
- *     sp + 0x20  x23      sp + 0x28  x24
- *     sp + 0x30  x25      sp + 0x38  x26
- *     sp + 0x40  x27      sp + 0x48  x28
- *     sp + 0x50  d8       sp + 0x58  d9
- *     sp + 0x60  d10      sp + 0x68  d11
- *     sp + 0x70  d12      sp + 0x78  d13
- *     sp + 0x80  d14      sp + 0x88  d15
- *     sp + 0x90  x29      sp + 0x98  x30   <- frame record {fp, lr}
- *     sp + 0xa0  (caller's frame; this is the CFA of the switch function)
+ * Below it, while the coroutine runs, the continuation pushes the frame record
+ * {x29, S} (S = return address inside enter/switch_in) at CFA-0xb0: LINK points there.
+ * Every store has its load at the same offset (SAVE_REGS/RESTORE_REGS below are
+ * written side by side; stackful 0.1.5 loaded d8-d15 from slots 0x10 higher than it
+ * stored them, a class of bug tests/registers.rs catches).
  *
- * Every store has its load at the same offset: the STP/LDP pairs below are written
- * side by side in SAVE/RESTORE with identical offsets.  (stackful 0.1.5 loaded d8-d15
- * from slots 0x10 higher than it stored them; tests/registers.rs catches that class.)
+ * Suspended coroutine's stack (written by switch_out; `sp` points at its lowest word):
  *
- * Coroutine stack, at the top (set up by stackful_fiber_enter):
+ *     sp + 0x00  continuation address     sp + 0x08  (zero)
+ *     sp + 0x10  x19                      sp + 0x18  x29
+ *
+ * Top of a coroutine stack (set up by stackful_fiber_enter):
  *
  *     top - 8   fake return address (label 1 below), for frame-pointer walkers
- *     top - 16  LINK: address of the resumer's frame record (its sp + 0x90).
- *               Written by enter and by every switch_in, read by switch_out.
- *               `link` in the signatures above points here.
- *     top - 24  flags word, owned by the Rust side (cancellation state)
- *     top - 32  unused (keeps sp 16-byte aligned)
+ *     top - 16  LINK: address of the resumer's frame record {x29, S}; written on
+ *               every resume, read by every suspend.  `link` points here.
+ *     top - 24  flags word, owned by Rust (cancellation state)
+ *     top - 32  word owned by Rust (which poll was current at the last resume)
  *     sp = top - 32 when entry is called; entry's frames grow below.
  *
- * DWARF CFI: inside the trampoline (at the `blr`), the CFA of the resumer's switch
- * frame is *(sp + 16) + 16 = LINK + 16, and x19-x30/d8-d15 are found at the CFA
- * offsets of the table above (CFA-0xa0 ... CFA-8).  Backtraces and unwinders walking
- * up from the coroutine continue into the frames of whoever last resumed it.  x29 is
- * pointed at top-16 so that frame-pointer walkers follow the same path.
+ * Resume: switch_in saves the registers, then `blr`s the continuation found at [sp]
+ * with x0 = arg, x1 = link, x2 = sp (x30 = S).  The continuation pushes {x29, x30},
+ * stores sp in LINK, reloads x19/x29 and moves sp to sp + 32.  Suspend: switch_out
+ * saves its continuation, x19 and x29, loads sp from LINK, pops {x29, x30} and
+ * `ret`s to S with x0 = data, x1 = its sp; switch_in restores and returns to R.
+ *
+ * DWARF CFI: inside the trampoline (at the `blr` of entry) the CFA of the frame above
+ * is *(sp + 16) + 16 = LINK + 16, the return address (S) is at CFA-8 and x29 at
+ * CFA-16; the frame at S (enter/switch_in) describes R and the saved registers.
+ * Backtraces and debuggers walking up from a coroutine continue into the frames of
+ * whoever last resumed it.  x29 is pointed at top-16 for frame-pointer walkers.
  *
  * Assembler macros (.macro) are used rather than C macros because ';' starts a
  * comment in Apple's arm64 assembler.
@@ -152,15 +160,42 @@
 FUNC_BEGIN SYM(stackful_fiber_enter)
     .cfi_startproc
     SAVE_REGS
-    add     x9, sp, #0x90           /* resumer's frame record */
+    bl      2f                      /* x30 = S; returns when the coroutine suspends */
+    .cfi_remember_state
+    RESTORE_REGS_AND_RET            /* x0 = data, x1 = sp */
+2:  .cfi_restore_state
+    stp     x29, x30, [sp, #-16]!   /* frame record {x29, S} */
+    .cfi_adjust_cfa_offset 16
+    mov     x9, sp
     adr     x10, 1f                 /* fake return address for FP walkers */
     stp     x9, x10, [x1, #-16]     /* LINK at top-16, fake lr at top-8 */
     sub     sp, x1, #32             /* switch to the new stack (one instruction) */
-    /* From here on the caller's frame is found through LINK:
+    /* From here on the frame above is found through LINK:
      * DW_CFA_def_cfa_expression, 5 bytes:
      *   DW_OP_breg31 (sp) 16, DW_OP_deref, DW_OP_plus_uconst 16
-     * Register rules are unchanged from SAVE_REGS. */
+     * The return address (S) is at CFA-8 and x29 at CFA-16; the other registers are
+     * described by the CFI of the frame at S. */
     .cfi_escape 0x0f, 0x05, 0x8f, 0x10, 0x06, 0x23, 0x10
+    .cfi_offset 29, -16
+    .cfi_offset 30, -8
+    .cfi_same_value 19
+    .cfi_same_value 20
+    .cfi_same_value 21
+    .cfi_same_value 22
+    .cfi_same_value 23
+    .cfi_same_value 24
+    .cfi_same_value 25
+    .cfi_same_value 26
+    .cfi_same_value 27
+    .cfi_same_value 28
+    .cfi_same_value 72
+    .cfi_same_value 73
+    .cfi_same_value 74
+    .cfi_same_value 75
+    .cfi_same_value 76
+    .cfi_same_value 77
+    .cfi_same_value 78
+    .cfi_same_value 79
     sub     x1, x1, #16             /* second argument: &LINK */
     mov     x29, x1                 /* frame record for FP walkers */
     blr     x2                      /* entry(arg, link); never returns */
@@ -172,24 +207,14 @@ FUNC_END SYM(stackful_fiber_enter)
 FUNC_BEGIN SYM(stackful_fiber_switch_in)
     .cfi_startproc
     SAVE_REGS
-    add     x9, sp, #0x90
-    str     x9, [x2]                /* LINK = our frame record */
-    mov     sp, x1                  /* switch (same layout, same CFI) */
-    RESTORE_REGS_AND_RET            /* x0 = arg is what the coroutine's switch_out returns */
+    mov     x9, x1
+    mov     x1, x2                  /* the continuation takes x1 = link ... */
+    mov     x2, x9                  /* ... x2 = sp, x0 = arg */
+    ldr     x9, [x2]
+    blr     x9                      /* x30 = S; returns when the coroutine suspends */
+    RESTORE_REGS_AND_RET            /* x0 = data, x1 = sp */
     .cfi_endproc
 FUNC_END SYM(stackful_fiber_switch_in)
-
-/* usize stackful_fiber_switch_out(x0 = arg, x1 = link) */
-FUNC_BEGIN SYM(stackful_fiber_switch_out)
-    .cfi_startproc
-    SAVE_REGS
-    mov     x9, sp                  /* Transfer.sp: where we saved our registers */
-    ldr     x10, [x1]               /* resumer's frame record ... */
-    sub     sp, x10, #0x90          /* ... is 0x90 above its saved-register area */
-    mov     x1, x9
-    RESTORE_REGS_AND_RET            /* x0 = Transfer.data = arg, x1 = Transfer.sp */
-    .cfi_endproc
-FUNC_END SYM(stackful_fiber_switch_out)
 
 /* usize stackful_valgrind_request(x0 = default, x1 = args)
  *

@@ -1,68 +1,85 @@
 /*
  * stackful: context switch for x86_64, System V ABI (Linux, the BSDs, macOS).
  *
- * Three functions, all called from Rust as ordinary `extern "C"` functions:
+ * A switch has two halves. This file has the resuming half, as two functions that
+ * Rust calls as ordinary `extern "C"` functions:
  *
  *   Transfer stackful_fiber_enter(usize arg, void *top,
  *                                 void (*entry)(usize arg, usize *link))
  *       Start `entry` on a fresh stack whose (16-byte aligned) highest address is `top`.
- *       Returns when the coroutine first switches out.
+ *       Returns when the coroutine first suspends.
  *   Transfer stackful_fiber_switch_in(usize arg, void *sp, usize *link)
  *       Resume a suspended coroutine whose saved stack pointer is `sp`.
- *       Returns when the coroutine switches out again.
- *   usize    stackful_fiber_switch_out(usize arg, usize *link)
- *       Called on a coroutine stack: suspend it and return to whoever resumed it.
- *       Returns the `arg` of the switch_in that resumes it.
+ *       Returns when the coroutine suspends again.
  *
  *   struct Transfer { usize data; void *sp; }   returned in rax:rdx.
- *   data = the `arg` given by the other side; sp = where the coroutine that just
- *   suspended saved its registers (pass it to the next switch_in).
+ *   data = the `arg` the coroutine suspended with; sp = its saved stack pointer.
  *
- * Arguments arrive in rdi, rsi, rdx (SysV).  All three functions are only ever
- * entered by a `call`, so the caller has already saved every caller-saved register
- * it needs; a switch therefore saves exactly the callee-saved set.
+ * The suspending half is `switch_out` in src/switch_out.rs: eleven instructions of
+ * inline assembly, documented there.  It is inline for one reason, measured: the
+ * CPU predicts `ret` targets from a return-stack buffer filled by `call`s.  Resuming
+ * here `call`s the coroutine's continuation, and the coroutine's suspension `ret`s
+ * to exactly that call site, so every return of a round trip is predicted.  With an
+ * out-of-line suspend function (a `call` on the coroutine side too), both returns of
+ * every round trip were mispredicted: 26.6 ns vs 9.6 ns per generator round trip on
+ * the benchmark machine (BENCHMARKS.md).
  *
- * Registers saved on every switch: rbx, rbp, r12, r13, r14, r15 (and rsp, which is
- * the handle itself).  SysV has no callee-saved vector registers.
+ * Registers.  Both functions are entered by `call`, so only the callee-saved set
+ * needs saving: they push rbp, rbx, r12-r15 on the resumer's stack and pop them when
+ * the coroutine suspends.  (SysV has no callee-saved vector registers.)  The
+ * coroutine side saves rbp and rbx by hand and declares r12-r15 clobbered, so the
+ * compiler saves only those that are live there.
  *
  * Not saved: the MXCSR control bits and the x87 control word.  SysV makes them
  * callee-saved, but a coroutine is code running *on the current thread*: it shares
- * the thread's floating-point environment exactly as C's <fenv.h> defines it
- * (per thread), the way a callback would.  Saving them costs an ldmxcsr/fldcw pair
- * on every switch (both serialising on many cores) for a state Rust code never
- * changes.  corosensei makes the same choice; it is documented in the crate docs.
+ * the thread's floating-point environment exactly as C's <fenv.h> defines it (per
+ * thread), the way a callback would.  Saving them costs an ldmxcsr/fldcw pair per
+ * switch for a state Rust code never changes.  corosensei makes the same choice.
  *
- * Saved-register area, written by every switch on the stack being left.  `sp`
- * (the value handed to the other side) points at its lowest word:
+ * Resumer's stack while the coroutine runs (grows down):
  *
- *     sp + 0   r15
- *     sp + 8   r14
- *     sp + 16  r13
- *     sp + 24  r12
- *     sp + 32  rbx
- *     sp + 40  rbp  <- "frame record": [sp+40] = saved rbp, [sp+48] = return address
- *     sp + 48  return address into the caller of enter/switch_in/switch_out
- *     sp + 56  (caller's frame; this is the CFA of the switch function)
+ *     CFA+0   (resumer's frame)
+ *     CFA-8   R: return address into Rust (the `call` of enter/switch_in)
+ *     CFA-16  rbp
+ *     CFA-24  rbx
+ *     CFA-32  r12
+ *     CFA-40  r13
+ *     CFA-48  r14
+ *     CFA-56  r15
+ *     CFA-64  S: return address inside enter/switch_in (its `call` of the
+ *             continuation; the coroutine's suspension `ret`s here)
+ *     CFA-72  rbp again            <- LINK points here: {rbp, S} is a frame record
  *
- * Both sides use the same layout, so resuming either side is: load rsp, pop 6, ret.
+ * Suspended coroutine's stack (written by switch_out; `sp` points at its lowest word):
  *
- * Coroutine stack, at the top (set up by stackful_fiber_enter):
+ *     sp + 0   continuation address (where to `call` to resume it)
+ *     sp + 8   rbx
+ *     sp + 16  rbp
+ *
+ * Top of a coroutine stack (set up by stackful_fiber_enter):
  *
  *     top - 8   fake return address (label 1 below), for frame-pointer walkers
- *     top - 16  LINK: address of the resumer's frame record (its sp + 40).  Written
- *               by enter and by every switch_in, read by switch_out.  `link` in
- *               the signatures above points here.
- *     top - 24  flags word, owned by the Rust side (cancellation state)
- *     top - 32  unused (keeps rsp 16-byte aligned at the call)
+ *     top - 16  LINK: address of the resumer's frame record (CFA-72 above), written
+ *               on every resume, read by every suspend.  `link` points here.
+ *     top - 24  flags word, owned by Rust (cancellation state)
+ *     top - 32  word owned by Rust (which poll was current at the last resume)
  *     top - 40  return address of `call *entry` (label 1), then entry's frames.
  *
- * DWARF CFI: inside the trampoline (at the `call`), the CFA of the resumer's switch
- * frame is computed as *(rsp + 16) + 16 = LINK + 16, and rip/rbp/rbx/r12-r15 are
- * found at CFA-8 ... CFA-56 exactly as in the table above.  A backtrace or an
- * unwinder walking up from the coroutine therefore continues into the frames of
- * whoever last resumed it.  rbp is pointed at top-16 so that frame-pointer based
- * walkers (perf --call-graph=fp) follow the same path: [top-16] is the resumer's
- * frame record, [top-8] a return address inside this file.
+ * Resume, step by step: switch_in pushes the six registers, then `call`s the
+ * continuation found at [sp] with rdi = arg, rsi = link, rdx = sp.  The continuation
+ * (in switch_out) pushes rbp (completing the frame record), stores rsp in LINK,
+ * moves rsp to sp + 8, pops rbx and rbp and falls through into the coroutine.
+ * Suspend: switch_out pushes rbp, rbx and its continuation, puts its rsp in rdx
+ * (Transfer.sp) and arg in rax (Transfer.data), loads rsp from LINK, pops rbp and
+ * `ret`s to S.  switch_in then pops the six registers and returns to R.
+ *
+ * DWARF CFI: inside the trampoline (at the `call` of entry) the CFA of the frame
+ * above is *(rsp + 16) + 16 = LINK + 16 (just above S), the return address is at
+ * CFA-8 (S) and rbp at CFA-16.  The next frame is enter/switch_in at S, whose own
+ * CFI finds R and the six saved registers.  A backtrace or debugger walking up from
+ * the coroutine therefore continues into the frames of whoever last resumed it.
+ * rbp is pointed at top-16 so that frame-pointer walkers (perf --call-graph=fp)
+ * follow the same path: [top-16] is the resumer's frame record {rbp, S}.
  */
 
 #if defined(__APPLE__)
@@ -106,16 +123,29 @@
 FUNC_BEGIN(stackful_fiber_enter)
     .cfi_startproc
     SAVE_REGS
-    leaq    40(%rsp), %rax          /* resumer's frame record */
-    movq    %rax, -16(%rsi)         /* LINK */
+    callq   2f                      /* push S; returns when the coroutine suspends */
+    .cfi_remember_state
+    RESTORE_REGS_AND_RET            /* rax = data, rdx = sp */
+2:  .cfi_restore_state
+    .cfi_adjust_cfa_offset 8        /* S */
+    pushq   %rbp                    /* frame record {rbp, S} */
+    .cfi_adjust_cfa_offset 8
+    movq    %rsp, -16(%rsi)         /* LINK */
     leaq    1f(%rip), %rax
     movq    %rax, -8(%rsi)          /* fake return address for FP walkers */
     leaq    -32(%rsi), %rsp         /* switch to the new stack (one instruction) */
-    /* From here on the caller's frame is found through LINK:
+    /* From here on the frame above is found through LINK:
      * DW_CFA_def_cfa_expression, 5 bytes:
      *   DW_OP_breg7 (rsp) 16, DW_OP_deref, DW_OP_plus_uconst 16
-     * Register rules (rbp at CFA-16 ...) are unchanged from SAVE_REGS. */
+     * The return address (S) is at CFA-8 and rbp at CFA-16; the other registers are
+     * described by the CFI of the frame at S. */
     .cfi_escape 0x0f, 0x05, 0x77, 0x10, 0x06, 0x23, 0x10
+    .cfi_offset %rbp, -16
+    .cfi_same_value %rbx
+    .cfi_same_value %r12
+    .cfi_same_value %r13
+    .cfi_same_value %r14
+    .cfi_same_value %r15
     leaq    16(%rsp), %rsi          /* second argument: &LINK */
     movq    %rsi, %rbp              /* frame record for FP walkers */
     callq   *%rdx                   /* entry(arg, link); never returns */
@@ -127,25 +157,13 @@ FUNC_END(stackful_fiber_enter)
 FUNC_BEGIN(stackful_fiber_switch_in)
     .cfi_startproc
     SAVE_REGS
-    leaq    40(%rsp), %rax
-    movq    %rax, (%rdx)            /* LINK = our frame record */
-    movq    %rsi, %rsp              /* switch (one instruction; same layout, same CFI) */
-    movq    %rdi, %rax              /* the coroutine's switch_out returns arg */
-    RESTORE_REGS_AND_RET
+    movq    %rsi, %rax
+    movq    %rdx, %rsi              /* the continuation takes rsi = link ... */
+    movq    %rax, %rdx              /* ... rdx = sp, rdi = arg */
+    callq   *(%rdx)                 /* push S; returns when the coroutine suspends */
+    RESTORE_REGS_AND_RET            /* rax = data, rdx = sp */
     .cfi_endproc
 FUNC_END(stackful_fiber_switch_in)
-
-/* usize stackful_fiber_switch_out(rdi = arg, rsi = link) */
-FUNC_BEGIN(stackful_fiber_switch_out)
-    .cfi_startproc
-    SAVE_REGS
-    movq    %rsp, %rdx              /* Transfer.sp: where we saved our registers */
-    movq    (%rsi), %rax            /* resumer's frame record ... */
-    leaq    -40(%rax), %rsp         /* ... is 40 bytes above its saved-register area */
-    movq    %rdi, %rax              /* Transfer.data = arg */
-    RESTORE_REGS_AND_RET
-    .cfi_endproc
-FUNC_END(stackful_fiber_switch_out)
 
 /* usize stackful_valgrind_request(rdi = default, rsi = args)
  *

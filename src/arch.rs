@@ -18,11 +18,47 @@ pub(crate) struct Transfer {
 /// (it ends by switching out for the last time).
 pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, link: *mut usize) -> !;
 
+/// What `stackful_fiber_enter` and `stackful_fiber_switch_in` return: a [`Transfer`]
+/// in two registers. The i386 System V ABI returns every struct through a hidden
+/// pointer, so on 32-bit x86 the assembly returns it as a `u64` in edx:eax instead
+/// (`data` in the low half, `sp` in the high half; see `asm/x86.S`).
+#[cfg(not(target_arch = "x86"))]
+type RawTransfer = Transfer;
+#[cfg(target_arch = "x86")]
+type RawTransfer = u64;
+
+impl Transfer {
+    #[inline(always)]
+    fn from_raw(raw: RawTransfer) -> Self {
+        #[cfg(not(target_arch = "x86"))]
+        return raw;
+        #[cfg(target_arch = "x86")]
+        Transfer {
+            data: raw as u32 as usize,
+            sp: (raw >> 32) as u32 as usize,
+        }
+    }
+}
+
 extern "C" {
+    #[cfg(not(windows))]
     #[link_name = "stackful_fiber_enter"]
-    fn fiber_enter(arg: usize, top: usize, entry: EntryFn) -> Transfer;
+    fn fiber_enter(arg: usize, top: usize, entry: EntryFn) -> RawTransfer;
+    // Windows: the new stack's Thread Information Block fields go along
+    // (asm/x86_64_windows.S).
+    #[cfg(windows)]
+    #[link_name = "stackful_fiber_enter"]
+    fn fiber_enter(
+        arg: usize,
+        top: usize,
+        entry: EntryFn,
+        tib: *const crate::stack::StackTib,
+    ) -> RawTransfer;
     #[link_name = "stackful_fiber_switch_in"]
-    fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer;
+    fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> RawTransfer;
+    // x86_64 and aarch64 suspend with inline assembly (src/switch_out.rs), except on
+    // Windows, whose switch also saves xmm6-xmm15 and the TIB stack fields.
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
     #[link_name = "stackful_fiber_switch_out"]
     fn fiber_switch_out(arg: usize, link: *mut usize) -> usize;
     #[link_name = "stackful_valgrind_request"]
@@ -67,8 +103,15 @@ pub(crate) const TOP_RESERVED: usize = 32;
 /// `entry` never returns and never unwinds; it leaves only through [`switch_out`].
 #[inline(always)]
 pub(crate) unsafe fn enter(arg: usize, top: usize, entry: EntryFn) -> Transfer {
+    #[cfg(windows)]
+    {
+        let tib = crate::stack::StackTib::of_stack_top(top);
+        // SAFETY: forwarded to the caller (see above); `tib` outlives the call.
+        Transfer::from_raw(unsafe { fiber_enter(arg, top, entry, &tib) })
+    }
+    #[cfg(not(windows))]
     // SAFETY: forwarded to the caller (see above).
-    unsafe { fiber_enter(arg, top, entry) }
+    Transfer::from_raw(unsafe { fiber_enter(arg, top, entry) })
 }
 
 /// Resumes the coroutine suspended at `sp` whose link slot is `link`.
@@ -79,7 +122,7 @@ pub(crate) unsafe fn enter(arg: usize, top: usize, entry: EntryFn) -> Transfer {
 #[inline(always)]
 pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer {
     // SAFETY: forwarded to the caller (see above).
-    unsafe { fiber_switch_in(arg, sp, link) }
+    Transfer::from_raw(unsafe { fiber_switch_in(arg, sp, link) })
 }
 
 /// Suspends the running coroutine, whose link slot is `link`, returning to its resumer.
@@ -89,6 +132,31 @@ pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Trans
 /// that is still blocked in [`enter`] or [`switch_in`].
 #[inline(always)]
 pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)))]
     // SAFETY: forwarded to the caller (see above).
-    unsafe { fiber_switch_out(arg, link) }
+    return unsafe { crate::switch_out::switch_out(arg, link) };
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
+    // SAFETY: forwarded to the caller (see above).
+    unsafe {
+        fiber_switch_out(arg, link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn valgrind_request_returns_its_default_natively() {
+        // RUNNING_ON_VALGRIND: valgrind answers its nesting level (1 or more); natively
+        // the request sequence must leave the default untouched.
+        const RUNNING_ON_VALGRIND: usize = 0x1001;
+        let args = [RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0];
+        for default in [0, 0x5eed, usize::MAX] {
+            // SAFETY: the request block is valid for the call; this request only reads it.
+            let got = unsafe { super::valgrind_request(default, &args) };
+            assert!(
+                got == default || (1..16).contains(&got),
+                "default {default:#x}, got {got:#x}"
+            );
+        }
+    }
 }

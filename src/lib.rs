@@ -114,6 +114,8 @@ pub mod future;
 pub mod generator;
 pub mod stack;
 pub mod stream;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod switch_out;
 
 pub use builder::Builder;
 pub use fiber::leaked_stacks;
