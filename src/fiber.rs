@@ -152,7 +152,6 @@ impl<'a> Fiber<'a> {
     where
         F: FnOnce(*mut usize, usize) -> T,
     {
-        crate::stack::prepare_thread();
         let top = stack.top();
         let bottom = stack.bottom();
         if top % 16 != 0 || top <= bottom || top - bottom < 4096 {

@@ -108,7 +108,7 @@ impl<'a, T> StackfulFuture<'a, T> {
         S: Stack + 'a,
         F: FnOnce() -> T + 'a,
     {
-        match Self::on_stack(StackStorage::Custom(Box::new(stack)), f) {
+        match Self::on_stack(StackStorage::custom(Box::new(stack)), f) {
             Ok(fut) => fut,
             Err(e) => panic!("StackfulFuture::with_stack: {e}"),
         }

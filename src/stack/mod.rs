@@ -150,12 +150,19 @@ pub(crate) enum StackStorage<'a> {
     Custom(Box<dyn Stack + 'a>),
 }
 
-impl StackStorage<'_> {
+impl<'a> StackStorage<'a> {
     /// A default stack of at least `size` usable bytes, from the pool when possible.
     pub(crate) fn default_with_size(size: usize) -> io::Result<Self> {
         Ok(StackStorage::Pooled(pool::PooledStack::take(size)?))
     }
 
+    /// A custom stack; prepares the calling thread for overflow reports.
+    pub(crate) fn custom(stack: Box<dyn Stack + 'a>) -> Self {
+        prepare_thread();
+        StackStorage::Custom(stack)
+    }
+
+    #[inline]
     pub(crate) fn top(&self) -> usize {
         match self {
             #[cfg(unix)]
@@ -164,6 +171,7 @@ impl StackStorage<'_> {
         }
     }
 
+    #[inline]
     pub(crate) fn bottom(&self) -> usize {
         match self {
             #[cfg(unix)]

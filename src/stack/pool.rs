@@ -1,7 +1,7 @@
 //! A bounded per-thread cache of free [`DefaultStack`]s.
 
 use super::{round_stack_size, DefaultStack, Stack};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
@@ -9,27 +9,34 @@ use std::ptr::NonNull;
 /// How many free stacks each thread keeps by default.
 pub const DEFAULT_POOL_LIMIT: usize = 16;
 
+/// One thread's free stacks and how many of them it keeps.
+struct Pool {
+    free: Vec<DefaultStack>,
+    limit: usize,
+}
+
 thread_local! {
-    static POOL: RefCell<Vec<DefaultStack>> = const { RefCell::new(Vec::new()) };
-    static LIMIT: Cell<usize> = const { Cell::new(DEFAULT_POOL_LIMIT) };
+    static POOL: RefCell<Pool> = const {
+        RefCell::new(Pool { free: Vec::new(), limit: DEFAULT_POOL_LIMIT })
+    };
 }
 
 /// How many free default stacks the current thread keeps for reuse.
 pub fn thread_pool_limit() -> usize {
-    LIMIT.try_with(Cell::get).unwrap_or(0)
+    POOL.try_with(|p| p.try_borrow().map(|p| p.limit).unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// Sets how many free default stacks the current thread keeps for reuse (0 disables
 /// the pool on this thread). Stacks already cached beyond the new limit are unmapped.
 pub fn set_thread_pool_limit(limit: usize) {
-    let _ = LIMIT.try_with(|l| l.set(limit));
     let _ = POOL.try_with(|p| {
-        // Take the surplus out before dropping it: munmap never re-enters the pool,
-        // but keep the borrow short anyway.
+        // Take the surplus out before dropping it (munmap never re-enters the pool).
         let surplus: Vec<DefaultStack> = {
             let mut p = p.borrow_mut();
-            let keep = p.len().min(limit);
-            p.split_off(keep)
+            p.limit = limit;
+            let keep = p.free.len().min(limit);
+            p.free.split_off(keep)
         };
         drop(surplus);
     });
@@ -37,14 +44,14 @@ pub fn set_thread_pool_limit(limit: usize) {
 
 /// Number of free stacks cached by the current thread.
 pub(crate) fn thread_pool_len() -> usize {
-    POOL.try_with(|p| p.try_borrow().map(|p| p.len()).unwrap_or(0))
+    POOL.try_with(|p| p.try_borrow().map(|p| p.free.len()).unwrap_or(0))
         .unwrap_or(0)
 }
 
 /// Unmaps every free stack cached by the current thread.
 pub fn clear_thread_pool() {
     let _ = POOL.try_with(|p| {
-        let all = std::mem::take(&mut *p.borrow_mut());
+        let all = std::mem::take(&mut p.borrow_mut().free);
         drop(all);
     });
 }
@@ -60,22 +67,32 @@ impl PooledStack {
         let cached = POOL
             .try_with(|p| {
                 let mut p = p.try_borrow_mut().ok()?;
-                let i = p.iter().rposition(|s| s.size() == size)?;
-                Some(p.swap_remove(i))
+                // Usually every stack has the default size: the last one fits.
+                if p.free.last()?.size() == size {
+                    return p.free.pop();
+                }
+                let i = p.free.iter().rposition(|s| s.size() == size)?;
+                Some(p.free.swap_remove(i))
             })
             .ok()
             .flatten();
         let stack = match cached {
+            // Mapped on this thread, which was prepared then.
             Some(s) => s,
-            None => DefaultStack::new(size)?,
+            None => {
+                super::prepare_thread();
+                DefaultStack::new(size)?
+            }
         };
         Ok(PooledStack(ManuallyDrop::new(stack)))
     }
 
+    #[inline]
     pub(crate) fn top(&self) -> NonNull<u8> {
         self.0.top()
     }
 
+    #[inline]
     pub(crate) fn bottom(&self) -> NonNull<u8> {
         self.0.bottom()
     }
@@ -88,8 +105,8 @@ impl Drop for PooledStack {
         let mut stack = Some(stack);
         let _ = POOL.try_with(|p| {
             if let Ok(mut p) = p.try_borrow_mut() {
-                if p.len() < thread_pool_limit() {
-                    p.push(stack.take().expect("stack present"));
+                if p.free.len() < p.limit {
+                    p.free.extend(stack.take());
                 }
             }
         });
