@@ -18,11 +18,22 @@
 //! Registers checked:
 //! * x86_64 (System V): rbx, rbp, r12, r13, r14, r15.
 //! * aarch64 (AAPCS64): x19-x28, x29 (fp) and d8-d15 (the low 64 bits of v8-v15).
+//! * riscv64 (LP64D): s0-s11 (s0 is fp) and fs0-fs11 (all 64 bits).
+//! * x86 (i386 System V): ebx, esi, edi, ebp. The sentinels are 32-bit there (stored
+//!   zero-extended in the `u64` arrays).
 //!
 //! The `backtrace_crosses_switch_*` tests check that a backtrace taken on a coroutine
 //! stack continues into the frames of whoever resumed it (the DWARF CFI of the switch).
 
-#![cfg(all(unix, any(target_arch = "x86_64", target_arch = "aarch64")))]
+#![cfg(all(
+    unix,
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "x86"
+    )
+))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
@@ -53,7 +64,8 @@ extern "C" {
     );
 
     /// Violates the ABI on purpose: overwrites two callee-saved registers (rbx and r12
-    /// on x86_64, x20 and d9 on aarch64) and returns. Only ever called directly by the
+    /// on x86_64, x20 and d9 on aarch64, s1 and fs1 on riscv64, ebx and esi on x86) and
+    /// returns. Only ever called directly by the
     /// checker, which restores its own caller's registers.
     fn stackful_test_clobber_two(ctx: *mut u8);
 }
@@ -219,11 +231,235 @@ std::arch::global_asm!(
     check = sym stackful_test_check_callee_saved,
 );
 
+#[cfg(target_arch = "riscv64")]
+const REGISTERS: [&str; 24] = [
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "fs0", "fs1", "fs2",
+    "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11",
+];
+
+// LP64D: s0-s11 (s0 is fp), ra (our return address) and fs0-fs11 (whole 64-bit D
+// registers) are callee-saved. Frame (208 bytes, sp stays 16-byte aligned):
+//   sp+0..+87 s1-s11 | sp+88..+183 fs0-fs11 | sp+184 out | sp+192 s0 | sp+200 ra
+// sentinels[]/out[]: s0-s11 at 0..88, fs0-fs11 at 96..184.
+// DWARF numbers: ra 1, s0 8, s1 9, s2-s11 18-27, fs0 40, fs1 41, fs2-fs11 50-59.
+#[cfg(target_arch = "riscv64")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 2",
+    ".globl {check}",
+    "{check}:",
+    ".cfi_startproc",
+    "addi sp, sp, -208",
+    ".cfi_def_cfa_offset 208",
+    "sd ra, 200(sp)",
+    ".cfi_offset 1, -8",
+    "sd s0, 192(sp)",
+    ".cfi_offset 8, -16",
+    "sd s1, 0(sp)",
+    ".cfi_offset 9, -208",
+    "sd s2, 8(sp)",
+    ".cfi_offset 18, -200",
+    "sd s3, 16(sp)",
+    ".cfi_offset 19, -192",
+    "sd s4, 24(sp)",
+    ".cfi_offset 20, -184",
+    "sd s5, 32(sp)",
+    ".cfi_offset 21, -176",
+    "sd s6, 40(sp)",
+    ".cfi_offset 22, -168",
+    "sd s7, 48(sp)",
+    ".cfi_offset 23, -160",
+    "sd s8, 56(sp)",
+    ".cfi_offset 24, -152",
+    "sd s9, 64(sp)",
+    ".cfi_offset 25, -144",
+    "sd s10, 72(sp)",
+    ".cfi_offset 26, -136",
+    "sd s11, 80(sp)",
+    ".cfi_offset 27, -128",
+    "fsd fs0, 88(sp)",
+    ".cfi_offset 40, -120",
+    "fsd fs1, 96(sp)",
+    ".cfi_offset 41, -112",
+    "fsd fs2, 104(sp)",
+    ".cfi_offset 50, -104",
+    "fsd fs3, 112(sp)",
+    ".cfi_offset 51, -96",
+    "fsd fs4, 120(sp)",
+    ".cfi_offset 52, -88",
+    "fsd fs5, 128(sp)",
+    ".cfi_offset 53, -80",
+    "fsd fs6, 136(sp)",
+    ".cfi_offset 54, -72",
+    "fsd fs7, 144(sp)",
+    ".cfi_offset 55, -64",
+    "fsd fs8, 152(sp)",
+    ".cfi_offset 56, -56",
+    "fsd fs9, 160(sp)",
+    ".cfi_offset 57, -48",
+    "fsd fs10, 168(sp)",
+    ".cfi_offset 58, -40",
+    "fsd fs11, 176(sp)",
+    ".cfi_offset 59, -32",
+    // out (a3 is caller-saved: keep it on our stack across the call)
+    "sd a3, 184(sp)",
+    "mv t0, a0",
+    "mv a0, a1",
+    "ld s0, 0(a2)",
+    "ld s1, 8(a2)",
+    "ld s2, 16(a2)",
+    "ld s3, 24(a2)",
+    "ld s4, 32(a2)",
+    "ld s5, 40(a2)",
+    "ld s6, 48(a2)",
+    "ld s7, 56(a2)",
+    "ld s8, 64(a2)",
+    "ld s9, 72(a2)",
+    "ld s10, 80(a2)",
+    "ld s11, 88(a2)",
+    "fld fs0, 96(a2)",
+    "fld fs1, 104(a2)",
+    "fld fs2, 112(a2)",
+    "fld fs3, 120(a2)",
+    "fld fs4, 128(a2)",
+    "fld fs5, 136(a2)",
+    "fld fs6, 144(a2)",
+    "fld fs7, 152(a2)",
+    "fld fs8, 160(a2)",
+    "fld fs9, 168(a2)",
+    "fld fs10, 176(a2)",
+    "fld fs11, 184(a2)",
+    "jalr t0",
+    "ld t0, 184(sp)",
+    "sd s0, 0(t0)",
+    "sd s1, 8(t0)",
+    "sd s2, 16(t0)",
+    "sd s3, 24(t0)",
+    "sd s4, 32(t0)",
+    "sd s5, 40(t0)",
+    "sd s6, 48(t0)",
+    "sd s7, 56(t0)",
+    "sd s8, 64(t0)",
+    "sd s9, 72(t0)",
+    "sd s10, 80(t0)",
+    "sd s11, 88(t0)",
+    "fsd fs0, 96(t0)",
+    "fsd fs1, 104(t0)",
+    "fsd fs2, 112(t0)",
+    "fsd fs3, 120(t0)",
+    "fsd fs4, 128(t0)",
+    "fsd fs5, 136(t0)",
+    "fsd fs6, 144(t0)",
+    "fsd fs7, 152(t0)",
+    "fsd fs8, 160(t0)",
+    "fsd fs9, 168(t0)",
+    "fsd fs10, 176(t0)",
+    "fsd fs11, 184(t0)",
+    "ld s1, 0(sp)",
+    "ld s2, 8(sp)",
+    "ld s3, 16(sp)",
+    "ld s4, 24(sp)",
+    "ld s5, 32(sp)",
+    "ld s6, 40(sp)",
+    "ld s7, 48(sp)",
+    "ld s8, 56(sp)",
+    "ld s9, 64(sp)",
+    "ld s10, 72(sp)",
+    "ld s11, 80(sp)",
+    "fld fs0, 88(sp)",
+    "fld fs1, 96(sp)",
+    "fld fs2, 104(sp)",
+    "fld fs3, 112(sp)",
+    "fld fs4, 120(sp)",
+    "fld fs5, 128(sp)",
+    "fld fs6, 136(sp)",
+    "fld fs7, 144(sp)",
+    "fld fs8, 152(sp)",
+    "fld fs9, 160(sp)",
+    "fld fs10, 168(sp)",
+    "fld fs11, 176(sp)",
+    "ld s0, 192(sp)",
+    "ld ra, 200(sp)",
+    "addi sp, sp, 208",
+    ".cfi_def_cfa_offset 0",
+    ".cfi_restore 1",
+    ".cfi_restore 8",
+    "ret",
+    ".cfi_endproc",
+    check = sym stackful_test_check_callee_saved,
+);
+
+#[cfg(target_arch = "x86")]
+const REGISTERS: [&str; 4] = ["ebx", "esi", "edi", "ebp"];
+
+// i386 System V (cdecl): ebx, esi, edi and ebp are callee-saved (no vector register
+// is); arguments are on the stack. On entry esp = 12 (mod 16); after four pushes and
+// 12 more bytes (the callback's argument slot) it is 16-byte aligned for the call.
+// Arguments then: f at [esp+32], ctx [esp+36], sentinels [esp+40], out [esp+44].
+// Sentinels are read from the low half of each u64; out[] gets them zero-extended.
+#[cfg(target_arch = "x86")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl {check}",
+    "{check}:",
+    ".cfi_startproc",
+    "push ebp",
+    ".cfi_adjust_cfa_offset 4",
+    ".cfi_offset ebp, -8",
+    "push ebx",
+    ".cfi_adjust_cfa_offset 4",
+    ".cfi_offset ebx, -12",
+    "push esi",
+    ".cfi_adjust_cfa_offset 4",
+    ".cfi_offset esi, -16",
+    "push edi",
+    ".cfi_adjust_cfa_offset 4",
+    ".cfi_offset edi, -20",
+    "sub esp, 12",
+    ".cfi_adjust_cfa_offset 12",
+    "mov eax, dword ptr [esp + 32]",
+    "mov ecx, dword ptr [esp + 36]",
+    "mov dword ptr [esp], ecx",
+    "mov edx, dword ptr [esp + 40]",
+    "mov ebx, dword ptr [edx]",
+    "mov esi, dword ptr [edx + 8]",
+    "mov edi, dword ptr [edx + 16]",
+    "mov ebp, dword ptr [edx + 24]",
+    "call eax",
+    "mov ecx, dword ptr [esp + 44]",
+    "mov dword ptr [ecx], ebx",
+    "mov dword ptr [ecx + 4], 0",
+    "mov dword ptr [ecx + 8], esi",
+    "mov dword ptr [ecx + 12], 0",
+    "mov dword ptr [ecx + 16], edi",
+    "mov dword ptr [ecx + 20], 0",
+    "mov dword ptr [ecx + 24], ebp",
+    "mov dword ptr [ecx + 28], 0",
+    "add esp, 12",
+    ".cfi_adjust_cfa_offset -12",
+    "pop edi",
+    ".cfi_adjust_cfa_offset -4",
+    "pop esi",
+    ".cfi_adjust_cfa_offset -4",
+    "pop ebx",
+    ".cfi_adjust_cfa_offset -4",
+    "pop ebp",
+    ".cfi_adjust_cfa_offset -4",
+    "ret",
+    ".cfi_endproc",
+    check = sym stackful_test_check_callee_saved,
+);
+
 // ELF symbol type, so that symbolizers treat the checker as a function.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 std::arch::global_asm!(".type {check}, @function", check = sym stackful_test_check_callee_saved);
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 std::arch::global_asm!(".type {check}, %function", check = sym stackful_test_check_callee_saved);
+#[cfg(all(target_os = "linux", target_arch = "riscv64"))]
+std::arch::global_asm!(".type {check}, %function", check = sym stackful_test_check_callee_saved);
+#[cfg(all(target_os = "linux", target_arch = "x86"))]
+std::arch::global_asm!(".type {check}, @function", check = sym stackful_test_check_callee_saved);
 
 const N: usize = REGISTERS.len();
 
@@ -238,9 +474,12 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The sentinels of one call: distinct for every register and every seed.
+/// The sentinels of one call: distinct for every register and every seed. As wide as
+/// a register (`as usize` keeps the low 32 bits on 32-bit targets).
 fn sentinels(seed: u64) -> [u64; N] {
-    std::array::from_fn(|i| splitmix64(seed.wrapping_mul(64).wrapping_add(i as u64)))
+    std::array::from_fn(|i| {
+        splitmix64(seed.wrapping_mul(64).wrapping_add(i as u64)) as usize as u64
+    })
 }
 
 static NEXT_SEED: AtomicU64 = AtomicU64::new(1);
@@ -361,14 +600,10 @@ fn checker_sees_its_own_sentinels() {
     for _ in 0..100 {
         checked("plain call", || black_box(1u64) + 1);
     }
-    let a = sentinels(1);
-    let b = sentinels(2);
-    for i in 0..N {
-        for j in 0..N {
-            assert!(i == j || a[i] != a[j]);
-            assert_ne!(a[i], b[j]);
-        }
-    }
+    let mut all: Vec<u64> = (1..=1000).flat_map(sentinels).collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 1000 * N, "sentinels are not distinct");
     // Nested checks restore each other.
     checked("outer", || checked("inner", || clobber("innermost")));
 }
@@ -401,6 +636,34 @@ std::arch::global_asm!(
     clobber = sym stackful_test_clobber_two,
 );
 
+#[cfg(target_arch = "riscv64")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 2",
+    ".globl {clobber}",
+    "{clobber}:",
+    ".cfi_startproc",
+    "li s1, 0x1234",
+    "fmv.d.x fs1, s1",
+    "ret",
+    ".cfi_endproc",
+    clobber = sym stackful_test_clobber_two,
+);
+
+#[cfg(target_arch = "x86")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl {clobber}",
+    "{clobber}:",
+    ".cfi_startproc",
+    "mov ebx, 0x5678",
+    "mov esi, 0x1234",
+    "ret",
+    ".cfi_endproc",
+    clobber = sym stackful_test_clobber_two,
+);
+
 #[test]
 fn checker_reports_clobbered_registers() {
     // The checker calling an ABI-violating function directly (no Rust frame in
@@ -426,6 +689,10 @@ fn checker_reports_clobbered_registers() {
     assert_eq!(wrong, ["rbx", "r12"]);
     #[cfg(target_arch = "aarch64")]
     assert_eq!(wrong, ["x20", "d9"]);
+    #[cfg(target_arch = "riscv64")]
+    assert_eq!(wrong, ["s1", "fs1"]);
+    #[cfg(target_arch = "x86")]
+    assert_eq!(wrong, ["ebx", "esi"]);
 }
 
 // ---------------------------------------------------------------------------------
@@ -484,7 +751,8 @@ fn resumer_registers_survive_the_generator() {
 #[test]
 fn generator_registers_survive_the_resumer() {
     // Direction (b): the generator's registers are sentinels across every
-    // suspension, while the resumer clobbers all of them between resumes.
+    // suspension, while the resumer runs with other sentinels. (The resumer's own
+    // checks also verify direction (a) here; this test is about the generator's.)
     let mut g = StackfulGenerator::new(|y: &YieldHandle<u64>, ()| {
         // One check around many yields ...
         checked("generator: 100 yields", || {
@@ -498,11 +766,16 @@ fn generator_registers_survive_the_resumer() {
             clobber("generator: between yields");
         }
     });
+    // The resumer resumes with its registers set to other sentinels (so a register
+    // that switch_in does not restore would hand the generator the resumer's value),
+    // and clobbers them all in between.
     for k in 0..SWITCHES {
-        assert_eq!(resume(&mut g), GeneratorState::Yielded(k));
+        let state = checked("resumer: resume", || resume(&mut g));
+        assert_eq!(state, GeneratorState::Yielded(k));
         clobber("resumer: between resumes");
     }
-    assert_eq!(resume(&mut g), GeneratorState::Complete(()));
+    let last = checked("resumer: last resume", || resume(&mut g));
+    assert_eq!(last, GeneratorState::Complete(()));
 }
 
 #[test]
