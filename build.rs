@@ -7,18 +7,32 @@
 use std::env;
 
 /// Architectures with a context-switch implementation in `asm/`.
-const SUPPORTED: &[(&str, &str)] = &[("x86_64", "asm/x86_64.S"), ("aarch64", "asm/aarch64.S")];
+const SUPPORTED: &[(&str, &str)] = &[
+    ("x86_64", "asm/x86_64.S"),
+    ("aarch64", "asm/aarch64.S"),
+    ("riscv64", "asm/riscv64.S"),
+    ("x86", "asm/x86.S"),
+];
+
+/// Windows (another ABI, and the switch also swaps the TIB's stack fields).
+const SUPPORTED_WINDOWS: &[(&str, &str)] = &[("x86_64", "asm/x86_64_windows.S")];
 
 fn main() {
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
     let target = env::var("TARGET").unwrap_or_default();
-    for (_, file) in SUPPORTED {
+    for (_, file) in SUPPORTED.iter().chain(SUPPORTED_WINDOWS) {
         println!("cargo:rerun-if-changed={file}");
     }
     println!("cargo:rerun-if-changed=build.rs");
 
-    let Some((_, file)) = SUPPORTED.iter().find(|(a, _)| *a == arch) else {
-        let names: Vec<&str> = SUPPORTED.iter().map(|(a, _)| *a).collect();
+    let windows = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("windows");
+    let supported = if windows {
+        SUPPORTED_WINDOWS
+    } else {
+        SUPPORTED
+    };
+    let Some((_, file)) = supported.iter().find(|(a, _)| *a == arch) else {
+        let names: Vec<&str> = supported.iter().map(|(a, _)| *a).collect();
         panic!(
             "\n\nstackful: the target architecture `{arch}` (target `{target}`) is not supported.\n\
              stackful switches stacks with hand-written assembly and has an implementation for: {}.\n\

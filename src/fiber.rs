@@ -208,7 +208,7 @@ impl<'a> Fiber<'a> {
         unsafe {
             self.link
                 .sub(RESUMER_BELOW_LINK)
-                .write(crate::future::current_link())
+                .write(crate::future::current_poll_state())
         };
         let transfer = if self.state == State::Suspended {
             self.state = State::Running;
@@ -375,16 +375,17 @@ pub(crate) unsafe fn is_cancelling(link: *mut usize) -> bool {
     unsafe { *link.sub(FLAGS_BELOW_LINK) & CANCELLING != 0 }
 }
 
-/// Whether a poll of a *different* coroutine than the one current when the coroutine
-/// of `link` was last resumed is in progress: suspending it now would leave that
-/// poll's state behind (see `YieldHandle::yeet`).
+/// Whether the poll state of the thread differs from the one in which the coroutine
+/// of `link` was last resumed (a poll of another coroutine started since, or `wait`
+/// started polling a future since): suspending it now would leave that poll
+/// half-done (see `YieldHandle::yeet` and `future::current_poll_state`).
 ///
 /// # Safety
 /// `link` is the LINK slot of a live coroutine.
 #[inline]
 pub(crate) unsafe fn poll_in_progress_since_resume(link: *mut usize) -> bool {
     // SAFETY: written by every `Fiber::resume`.
-    unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::future::current_link() }
+    unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::future::current_poll_state() }
 }
 
 /// Takes a panic payload out of a `Kind::Panic` message.

@@ -27,16 +27,20 @@ thread_local! {
     static CURRENT: Cell<*const PollFrame> = const { Cell::new(ptr::null()) };
 }
 
-/// The LINK slot (as an address) of the coroutine whose poll is current on this
-/// thread, or 0. Recorded at every resume, compared at every `yeet`.
+/// Which poll is in progress on this thread, as one word: the LINK slot (an
+/// address, word-aligned) of the coroutine whose `StackfulFuture`/`StackfulStream` poll
+/// is current, with bit 0 set while `wait` is inside the poll of the future it
+/// waits on; 0 outside any poll. Recorded at every resume, compared at every `yeet`:
+/// a coroutine may only suspend in the same poll state it was resumed in, otherwise
+/// it would leave a poll half-done (and its frame or task context dangling).
 #[inline]
-pub(crate) fn current_link() -> usize {
+pub(crate) fn current_poll_state() -> usize {
     let frame = CURRENT.with(Cell::get);
     if frame.is_null() {
         0
     } else {
         // SAFETY: a frame is current only while the poll (or drop) that owns it runs.
-        unsafe { (*frame).link as usize }
+        unsafe { (*frame).link as usize | (*frame).polling.get() as usize }
     }
 }
 

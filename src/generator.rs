@@ -342,9 +342,11 @@ impl<Y, Resume> YieldHandle<Y, Resume> {
     /// * If called while the generator is being dropped (its stack is unwinding, e.g.
     ///   from a destructor, or after catching that unwind with `catch_unwind`): a
     ///   generator that is being dropped cannot suspend again.
-    /// * If called from inside a [`StackfulFuture`](crate::future::StackfulFuture) or
+    /// * If called from inside a poll that started after the generator was resumed: a
+    ///   [`StackfulFuture`](crate::future::StackfulFuture) or
     ///   [`StackfulStream`](crate::StackfulStream) that the generator itself is
-    ///   polling: that poll would be left half-done on the thread.
+    ///   polling, or a future that [`wait`](crate::wait) is polling (e.g.
+    ///   `wait(async { y.yeet(x) })`): that poll would be left half-done.
     #[inline]
     pub fn yeet(&self, value: Y) -> Resume {
         // SAFETY: the handle only exists while its coroutine is alive and running.
@@ -380,9 +382,10 @@ impl<Y, Resume> std::fmt::Debug for YieldHandle<Y, Resume> {
 #[track_caller]
 fn yeet_across_poll() -> ! {
     panic!(
-        "YieldHandle::yeet called from inside a StackfulFuture or StackfulStream that is \
-         being polled within this generator: a generator cannot suspend while a poll it \
-         started is still in progress (yield from the generator's own code instead)"
+        "YieldHandle::yeet called from inside a poll that started after the generator was \
+         resumed (a StackfulFuture/StackfulStream it polls, or a future that \
+         stackful::wait is polling): a generator cannot suspend while a poll it started \
+         is still in progress (yield from the generator's own code instead)"
     )
 }
 

@@ -53,6 +53,105 @@
 //! The futures that `wait` polls may be anything the executor supports, e.g. tokio
 //! I/O and timers inside a tokio runtime.
 //!
+//! ## Using with tokio, smol, futures and wasm-bindgen-futures
+//!
+//! A [`StackfulFuture`] is `!Send`. A suspended coroutine is a stack whose frames may
+//! hold references into the thread-locals of the thread it ran on (this crate's own
+//! bookkeeping among them; any `thread_local!` a caller borrowed across a `wait`), so
+//! it must be resumed on that thread. Work-stealing executors move tasks between
+//! worker threads between two polls, which is why their `spawn` requires `Send` and
+//! will not accept one. Every executor has a single-threaded way that does:
+//!
+//! **tokio**: a `current_thread` runtime's `block_on`, or `spawn_local` on a
+//! `LocalSet` (which also runs inside a multi-thread runtime, on the thread that
+//! drives it). tokio's IO and timers work inside, since `wait` polls them with the
+//! task's own context inside the runtime. Outside a coroutine `wait` blocks the
+//! thread: never call it from async code on a runtime thread (on a `current_thread`
+//! runtime nothing would drive the IO or timer it waits for).
+//!
+//! ```
+//! use stackful::{stackful, wait};
+//! use std::time::Duration;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! // One coroutine: block on it.
+//! let one = rt.block_on(stackful(|| {
+//!     wait(tokio::time::sleep(Duration::from_millis(1)));
+//!     1
+//! }));
+//! // Many, as tasks: spawn_local on a LocalSet (`tokio::spawn` would not compile).
+//! let local = tokio::task::LocalSet::new();
+//! let sum = local.block_on(&rt, async {
+//!     let tasks: Vec<_> = (0..3)
+//!         .map(|i| tokio::task::spawn_local(stackful(move || wait(async move { i * 10 }))))
+//!         .collect();
+//!     let mut sum = 0;
+//!     for task in tasks {
+//!         sum += task.await.unwrap();
+//!     }
+//!     sum
+//! });
+//! assert_eq!((one, sum), (1, 30));
+//! # Ok::<_, std::io::Error>(())
+//! ```
+//!
+//! With `#[tokio::main(flavor = "current_thread")]`, put the coroutines on a
+//! `LocalSet` with `LocalSet::run_until` (or `block_on` them as above).
+//!
+//! **smol**: `smol::block_on`, or a `LocalExecutor` (`smol::spawn` and `Executor`
+//! require `Send`). smol's `Async` IO and `Timer` work inside.
+//!
+//! ```
+//! use stackful::{stackful, wait};
+//!
+//! let ex = smol::LocalExecutor::new();
+//! let a = ex.spawn(stackful(|| wait(async { 2 })));
+//! let b = ex.spawn(stackful(|| {
+//!     wait(smol::Timer::after(std::time::Duration::from_millis(1)));
+//!     3
+//! }));
+//! let product = smol::block_on(ex.run(async { a.await * b.await }));
+//! assert_eq!(product, 6);
+//! ```
+//!
+//! **futures**: `futures::executor::block_on`, or a `LocalPool` with
+//! `LocalSpawnExt::spawn_local` (`ThreadPool` requires `Send`).
+//!
+//! ```
+//! use futures::executor::LocalPool;
+//! use futures::task::LocalSpawnExt;
+//! use stackful::{stackful, wait};
+//!
+//! let mut pool = LocalPool::new();
+//! let (tx, rx) = futures::channel::oneshot::channel();
+//! let got = pool
+//!     .spawner()
+//!     .spawn_local_with_handle(stackful(move || wait(rx).unwrap() + 1))
+//!     .unwrap();
+//! pool.spawner()
+//!     .spawn_local(async move { tx.send(41).unwrap() })
+//!     .unwrap();
+//! assert_eq!(pool.run_until(got), 42);
+//! ```
+//!
+//! **wasm-bindgen-futures**: `wasm_bindgen_futures::spawn_local`, which takes
+//! `!Send` futures. **This crate does not support `wasm32` yet**: WebAssembly has no
+//! instruction to switch stacks (that needs the stack-switching proposal or a
+//! transformation such as Asyncify), so the build fails on that target today. When
+//! it is supported, the recipe will be:
+//!
+//! ```ignore
+//! wasm_bindgen_futures::spawn_local(async {
+//!     let text = stackful::stackful(|| sync_code_that_waits()).await;
+//!     web_sys::console::log_1(&text.into());
+//! });
+//! ```
+//!
+//! With the `futures-io` and `tokio` features, the `stackful::io` module has
+//! ready-made adapters: std `Read`/`BufRead`/`Write`/`Seek` over async IO (every call
+//! waits), and async readers and writers driving a synchronous `Read` or `Write` on a
+//! coroutine.
+//!
 //! ## How it works
 //!
 //! Each coroutine owns a stack (by default 2 MiB of address space from `mmap`, with a
@@ -112,9 +211,12 @@ mod builder;
 mod fiber;
 pub mod future;
 pub mod generator;
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
+pub mod io;
 pub mod stack;
 pub mod stream;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(not(windows))]
 mod switch_out;
 
 pub use builder::Builder;

@@ -14,7 +14,6 @@ use stackful::{in_stackful, stackful, wait, yield_now, Builder};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::hint::black_box;
-use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
@@ -599,10 +598,9 @@ fn wait_in_a_destructor_while_a_suspended_future_is_dropped_aborts() {
     }
     let (status, stderr) = common::run_child(CHILD_WAIT_IN_DROP);
     assert!(!status.success(), "stderr:\n{stderr}");
-    assert_eq!(
-        status.signal(),
-        Some(6),
-        "SIGABRT expected; stderr:\n{stderr}"
+    assert!(
+        common::aborted(&status),
+        "abort expected, got {status}; stderr:\n{stderr}"
     );
     assert!(
         stderr.contains("stackful::wait called while its coroutine is being dropped"),
@@ -669,10 +667,16 @@ fn builder_with_a_chosen_stack_size() {
     assert_eq!(g.collect::<Vec<_>>(), [1, 2]);
 }
 
+/// A stack size that does not overflow when rounded but cannot be mapped.
+#[cfg(target_pointer_width = "64")]
+const BEYOND_ADDRESS_SPACE: usize = 1 << 60;
+#[cfg(not(target_pointer_width = "64"))]
+const BEYOND_ADDRESS_SPACE: usize = 3 << 30;
+
 #[test]
 fn builder_with_an_impossible_stack_size_returns_an_error() {
     let drops = Drops::new();
-    for size in [usize::MAX, usize::MAX - 4 * 4096, 1 << 60] {
+    for size in [usize::MAX, usize::MAX - 4 * 4096, BEYOND_ADDRESS_SPACE] {
         let t = drops.token();
         let r = Builder::new().stack_size(size).future(move || drop(t));
         assert!(r.is_err(), "stack size {size:#x} must fail");
@@ -755,7 +759,7 @@ fn deep_recursion_on_the_default_stack_kills_the_process() {
     let (status, stderr) = common::run_child(CHILD_OVERFLOW);
     assert!(!status.success(), "stderr:\n{stderr}");
     assert!(
-        status.signal().is_some(),
+        common::killed(&status),
         "killed by a signal expected, got {status}; stderr:\n{stderr}"
     );
     assert!(!stderr.contains("child: survived"), "stderr:\n{stderr}");
@@ -814,7 +818,8 @@ fn stackful_future_is_usable_pinned_on_the_stack_and_moved_between_polls() {
 // on its stack, leaving that poll current on the thread for the generator's resumer.
 // `yeet` refuses (documented) with a panic that comes out of the generator.
 
-const YEET_ACROSS_POLL: &str = "YieldHandle::yeet called from inside a StackfulFuture";
+const YEET_ACROSS_POLL: &str =
+    "a generator cannot suspend while a poll it started is still in progress";
 
 #[test]
 fn yeet_from_inside_a_stackful_future_polled_by_the_generator_panics() {

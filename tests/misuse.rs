@@ -103,3 +103,38 @@ fn polling_a_panicked_stream() {
     assert!(first.is_err());
     let _ = block_on(s.next());
 }
+
+#[test]
+#[should_panic(
+    expected = "a generator cannot suspend while a poll it started is still in progress"
+)]
+fn yeet_from_inside_a_future_that_wait_is_polling() {
+    // The generator runs inside a StackfulFuture's coroutine; its own `wait` polls a
+    // future that yields through the generator's handle. Allowed, that would leave
+    // the wait's poll half-done on the generator's stack while the future moves on.
+    let outer = stackful(|| {
+        let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+            wait(async { y.yeet(1) });
+        });
+        let _ = Pin::new(&mut g).resume(());
+    });
+    block_on(outer);
+}
+
+#[test]
+fn a_generator_resumed_inside_a_poll_may_yield_there() {
+    // The legitimate counterpart: the generator is resumed from inside the poll
+    // (same poll state at resume and at yield), so it may yield back into it.
+    let v = block_on(stackful(|| {
+        wait(async {
+            let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+                y.yeet(5);
+            });
+            match Pin::new(&mut g).resume(()) {
+                GeneratorState::Yielded(v) => v,
+                GeneratorState::Complete(()) => 0,
+            }
+        })
+    }));
+    assert_eq!(v, 5);
+}

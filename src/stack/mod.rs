@@ -6,6 +6,9 @@
 //! an inaccessible guard page at its low end, so that running off the end faults
 //! instead of corrupting memory. Mappings are reserved lazily by the kernel
 //! (`MAP_NORESERVE`): a suspended coroutine costs only the pages it has touched.
+//! On Windows the stack is committed memory from `VirtualAlloc` (it counts against
+//! the commit limit, although only touched pages use memory), with a guard page that
+//! is never committed.
 //!
 //! When a coroutine ends, its default stack goes back to a small per-thread pool
 //! (at most [`thread_pool_limit`] stacks, [`DEFAULT_POOL_LIMIT`] unless changed), so
@@ -25,6 +28,8 @@ mod mmap;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod overflow;
 mod pool;
+#[cfg(windows)]
+mod windows;
 
 /// Installs the coroutine stack-overflow reporter (once) and makes sure the calling
 /// thread has an alternate signal stack for it. No-op where it is not supported.
@@ -59,10 +64,12 @@ pub(crate) fn unregister_guard(bottom: usize) {
 
 #[cfg(unix)]
 pub use mmap::DefaultStack;
-#[cfg(not(unix))]
-compile_error!(
-    "stackful supports Unix-like targets (Linux, macOS, the BSDs) on x86_64 and aarch64"
-);
+#[cfg(windows)]
+pub use windows::DefaultStack;
+#[cfg(windows)]
+pub(crate) use windows::StackTib;
+#[cfg(not(any(unix, windows)))]
+compile_error!("stackful supports Unix-like targets (Linux, macOS, the BSDs) and Windows");
 
 pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
 
@@ -93,7 +100,9 @@ pub fn stats() -> Stats {
     Stats {
         #[cfg(unix)]
         mapped: mmap::MAPPED.load(std::sync::atomic::Ordering::Relaxed),
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        mapped: windows::MAPPED.load(std::sync::atomic::Ordering::Relaxed),
+        #[cfg(not(any(unix, windows)))]
         mapped: 0,
         pooled_on_this_thread: pool::thread_pool_len(),
         leaked: crate::leaked_stacks(),
@@ -145,7 +154,7 @@ pub unsafe trait Stack {
 
 /// The stack a coroutine owns: a pooled default stack or a custom one.
 pub(crate) enum StackStorage<'a> {
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     Pooled(pool::PooledStack),
     Custom(Box<dyn Stack + 'a>),
 }
@@ -165,7 +174,7 @@ impl<'a> StackStorage<'a> {
     #[inline]
     pub(crate) fn top(&self) -> usize {
         match self {
-            #[cfg(unix)]
+            #[cfg(any(unix, windows))]
             StackStorage::Pooled(s) => s.top().as_ptr() as usize,
             StackStorage::Custom(s) => s.top().as_ptr() as usize,
         }
@@ -174,7 +183,7 @@ impl<'a> StackStorage<'a> {
     #[inline]
     pub(crate) fn bottom(&self) -> usize {
         match self {
-            #[cfg(unix)]
+            #[cfg(any(unix, windows))]
             StackStorage::Pooled(s) => s.bottom().as_ptr() as usize,
             StackStorage::Custom(s) => s.bottom().as_ptr() as usize,
         }
@@ -204,8 +213,11 @@ pub(crate) fn page_size() -> usize {
     if cached != 0 {
         return cached;
     }
+    #[cfg(unix)]
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    #[cfg(windows)]
+    let size = windows::system_page_size() as isize;
     let size = if size > 0 { size as usize } else { 4096 };
     PAGE_SIZE.store(size, Ordering::Relaxed);
     size

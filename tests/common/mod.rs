@@ -240,3 +240,33 @@ impl Drop for HeapStack {
         };
     }
 }
+
+/// Whether a child process ended by `std::process::abort`: `SIGABRT` on Unix; on
+/// Windows `abort` ends the process with `__fastfail`, whose exit code is
+/// `STATUS_STACK_BUFFER_OVERRUN` (0xC0000409).
+pub fn aborted(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(6)
+    }
+    #[cfg(windows)]
+    {
+        status.code() == Some(0xC000_0409_u32 as i32)
+    }
+}
+
+/// Whether a child process was killed by a fault or an abort: a signal on Unix, an
+/// NTSTATUS error (0xC0000000 and above, e.g. `STATUS_STACK_OVERFLOW`) as the exit
+/// code on Windows.
+pub fn killed(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().is_some()
+    }
+    #[cfg(windows)]
+    {
+        status.code().is_some_and(|c| c as u32 >= 0xC000_0000)
+    }
+}
