@@ -155,12 +155,13 @@
 //! ## How it works
 //!
 //! Each coroutine owns a stack (by default 2 MiB of address space from `mmap`, with a
-//! guard page; only touched pages use memory, and stacks are pooled per thread). A
-//! context switch is a call into a few lines of assembly per architecture
-//! (`asm/x86_64.S`, `asm/aarch64.S`) that saves the callee-saved registers on one
-//! stack and restores them from the other. DWARF CFI in that assembly lets debuggers,
-//! panics' backtraces and profilers walk from a coroutine's frames into the frames of
-//! whoever resumed it.
+//! guard page; only touched pages use memory, and stacks are pooled per thread; on
+//! Windows committed memory from `VirtualAlloc`). A context switch is a call into a
+//! few lines of assembly per architecture (`asm/x86_64.S`, `asm/aarch64.S`,
+//! `asm/riscv64.S`, `asm/x86.S`, `asm/x86_64_windows.S`) that saves the callee-saved
+//! registers on one stack and restores them from the other. DWARF CFI in that
+//! assembly (SEH unwind data on Windows) lets debuggers, panics' backtraces and
+//! profilers walk from a coroutine's frames into the frames of whoever resumed it.
 //!
 //! ## Safety and failure modes
 //!
@@ -185,16 +186,20 @@
 //!   `SIGSEGV`/`SIGBUS` handler (installed lazily, on an alternate signal stack,
 //!   chained to the previous handler so Rust's own thread-overflow message still
 //!   works) prints `stackful: coroutine stack overflow (stack size N bytes) — raise it
-//!   with Builder::stack_size` and aborts. Elsewhere, and for custom stacks, the
-//!   process dies with `SIGSEGV`; memory is never silently corrupted (given a guard).
+//!   with Builder::stack_size` and aborts. On Windows Rust's runtime reports the
+//!   overflow and aborts. Elsewhere, and for custom stacks, the process dies with
+//!   `SIGSEGV`; memory is never silently corrupted (given a guard).
 //! * **Exhaustion** (address space, `RLIMIT_AS`, the `vm.max_map_count` mapping
 //!   limit): [`Builder`] returns the `io::Error`; the plain constructors
 //!   ([`stackful`], [`StackfulGenerator::new`]) panic with a message that says so.
 //! * **Misuse** panics with a message naming it: resuming a completed or panicked
 //!   generator, polling a completed `StackfulFuture`, resuming a generator from inside
-//!   itself, calling `wait` from inside a `poll` that `wait` is running.
-//! * The floating-point environment (MXCSR/x87 control word, FPCR) is thread state:
-//!   a coroutine shares it with the thread that resumes it, as `<fenv.h>` defines it.
+//!   itself, calling `wait` from inside a `poll` that `wait` is running, and yielding
+//!   from inside a poll that started after the coroutine was resumed (a future it
+//!   polls, or `wait(async { y.yeet(x) })`), which would leave that poll half-done.
+//! * The floating-point environment (MXCSR/x87 control word, FPCR, fcsr) is thread
+//!   state: a coroutine shares it with the thread that resumes it, as `<fenv.h>`
+//!   defines it.
 //!
 //! [`StackfulFuture`]: future::StackfulFuture
 //! [`StackfulGenerator::new`]: generator::StackfulGenerator::new
