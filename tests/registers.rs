@@ -21,18 +21,24 @@
 //! * riscv64 (LP64D): s0-s11 (s0 is fp) and fs0-fs11 (all 64 bits).
 //! * x86 (i386 System V): ebx, esi, edi, ebp. The sentinels are 32-bit there (stored
 //!   zero-extended in the `u64` arrays).
+//! * x86_64 Windows (Microsoft x64): rbx, rbp, rdi, rsi, r12-r15 and xmm6-xmm15 (all
+//!   128 bits, as two sentinels each).
 //!
 //! The `backtrace_crosses_switch_*` tests check that a backtrace taken on a coroutine
-//! stack continues into the frames of whoever resumed it (the DWARF CFI of the switch).
+//! stack continues into the frames of whoever resumed it (the DWARF CFI of the switch;
+//! on Windows its SEH unwind data).
 
-#![cfg(all(
-    unix,
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "x86"
-    )
+#![cfg(any(
+    all(
+        unix,
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64",
+            target_arch = "x86"
+        )
+    ),
+    all(windows, target_arch = "x86_64")
 ))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -64,19 +70,19 @@ extern "C" {
     );
 
     /// Violates the ABI on purpose: overwrites two callee-saved registers (rbx and r12
-    /// on x86_64, x20 and d9 on aarch64, s1 and fs1 on riscv64, ebx and esi on x86) and
-    /// returns. Only ever called directly by the
+    /// on x86_64, x20 and d9 on aarch64, s1 and fs1 on riscv64, ebx and esi on x86, rsi
+    /// and the high half of xmm7 on Windows) and returns. Only ever called directly by the
     /// checker, which restores its own caller's registers.
     fn stackful_test_clobber_two(ctx: *mut u8);
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(windows)))]
 const REGISTERS: [&str; 6] = ["rbx", "rbp", "r12", "r13", "r14", "r15"];
 
 // System V x86_64: rbx, rbp and r12-r15 are the callee-saved registers (no vector
 // register is callee-saved). On entry rsp = 8 (mod 16); after seven pushes it is
 // 16-byte aligned for the call.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(windows)))]
 std::arch::global_asm!(
     ".text",
     ".p2align 4",
@@ -451,6 +457,136 @@ std::arch::global_asm!(
     check = sym stackful_test_check_callee_saved,
 );
 
+#[cfg(all(windows, target_arch = "x86_64"))]
+const REGISTERS: [&str; 28] = [
+    "rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15", "xmm6.lo", "xmm6.hi", "xmm7.lo",
+    "xmm7.hi", "xmm8.lo", "xmm8.hi", "xmm9.lo", "xmm9.hi", "xmm10.lo", "xmm10.hi", "xmm11.lo",
+    "xmm11.hi", "xmm12.lo", "xmm12.hi", "xmm13.lo", "xmm13.hi", "xmm14.lo", "xmm14.hi", "xmm15.lo",
+    "xmm15.hi",
+];
+
+// Microsoft x64: rbx, rbp, rdi, rsi, r12-r15 and xmm6-xmm15 (128 bits) are callee-saved;
+// f, ctx, sentinels, out arrive in rcx, rdx, r8, r9. On entry rsp = 8 (mod 16); after
+// eight pushes and 0xd8 bytes it is 16-byte aligned for the call. Frame:
+//   rsp+0x00 the callee's 32-byte home area | rsp+0x20..+0xbf xmm6-xmm15 | rsp+0xc0 out
+// sentinels[]/out[]: the eight general registers at 0..56, then xmm6-xmm15 at 64..208
+// (each as its low and high 64 bits). SEH unwind codes describe the prologue.
+#[cfg(all(windows, target_arch = "x86_64"))]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl {check}",
+    ".def {check}",
+    ".scl 2",
+    ".type 32",
+    ".endef",
+    "{check}:",
+    ".seh_proc {check}",
+    "push rbp",
+    ".seh_pushreg rbp",
+    "push rbx",
+    ".seh_pushreg rbx",
+    "push rdi",
+    ".seh_pushreg rdi",
+    "push rsi",
+    ".seh_pushreg rsi",
+    "push r12",
+    ".seh_pushreg r12",
+    "push r13",
+    ".seh_pushreg r13",
+    "push r14",
+    ".seh_pushreg r14",
+    "push r15",
+    ".seh_pushreg r15",
+    "sub rsp, 0xd8",
+    ".seh_stackalloc 0xd8",
+    "movaps xmmword ptr [rsp + 0x20], xmm6",
+    ".seh_savexmm xmm6, 0x20",
+    "movaps xmmword ptr [rsp + 0x30], xmm7",
+    ".seh_savexmm xmm7, 0x30",
+    "movaps xmmword ptr [rsp + 0x40], xmm8",
+    ".seh_savexmm xmm8, 0x40",
+    "movaps xmmword ptr [rsp + 0x50], xmm9",
+    ".seh_savexmm xmm9, 0x50",
+    "movaps xmmword ptr [rsp + 0x60], xmm10",
+    ".seh_savexmm xmm10, 0x60",
+    "movaps xmmword ptr [rsp + 0x70], xmm11",
+    ".seh_savexmm xmm11, 0x70",
+    "movaps xmmword ptr [rsp + 0x80], xmm12",
+    ".seh_savexmm xmm12, 0x80",
+    "movaps xmmword ptr [rsp + 0x90], xmm13",
+    ".seh_savexmm xmm13, 0x90",
+    "movaps xmmword ptr [rsp + 0xa0], xmm14",
+    ".seh_savexmm xmm14, 0xa0",
+    "movaps xmmword ptr [rsp + 0xb0], xmm15",
+    ".seh_savexmm xmm15, 0xb0",
+    ".seh_endprologue",
+    // out (r9 is volatile: keep it on our stack across the call)
+    "mov qword ptr [rsp + 0xc0], r9",
+    "mov rax, rcx",
+    "mov rcx, rdx",
+    "mov rbx, qword ptr [r8 + 0]",
+    "mov rbp, qword ptr [r8 + 8]",
+    "mov rdi, qword ptr [r8 + 16]",
+    "mov rsi, qword ptr [r8 + 24]",
+    "mov r12, qword ptr [r8 + 32]",
+    "mov r13, qword ptr [r8 + 40]",
+    "mov r14, qword ptr [r8 + 48]",
+    "mov r15, qword ptr [r8 + 56]",
+    "movups xmm6, xmmword ptr [r8 + 64]",
+    "movups xmm7, xmmword ptr [r8 + 80]",
+    "movups xmm8, xmmword ptr [r8 + 96]",
+    "movups xmm9, xmmword ptr [r8 + 112]",
+    "movups xmm10, xmmword ptr [r8 + 128]",
+    "movups xmm11, xmmword ptr [r8 + 144]",
+    "movups xmm12, xmmword ptr [r8 + 160]",
+    "movups xmm13, xmmword ptr [r8 + 176]",
+    "movups xmm14, xmmword ptr [r8 + 192]",
+    "movups xmm15, xmmword ptr [r8 + 208]",
+    "call rax",
+    "mov rax, qword ptr [rsp + 0xc0]",
+    "mov qword ptr [rax + 0], rbx",
+    "mov qword ptr [rax + 8], rbp",
+    "mov qword ptr [rax + 16], rdi",
+    "mov qword ptr [rax + 24], rsi",
+    "mov qword ptr [rax + 32], r12",
+    "mov qword ptr [rax + 40], r13",
+    "mov qword ptr [rax + 48], r14",
+    "mov qword ptr [rax + 56], r15",
+    "movups xmmword ptr [rax + 64], xmm6",
+    "movups xmmword ptr [rax + 80], xmm7",
+    "movups xmmword ptr [rax + 96], xmm8",
+    "movups xmmword ptr [rax + 112], xmm9",
+    "movups xmmword ptr [rax + 128], xmm10",
+    "movups xmmword ptr [rax + 144], xmm11",
+    "movups xmmword ptr [rax + 160], xmm12",
+    "movups xmmword ptr [rax + 176], xmm13",
+    "movups xmmword ptr [rax + 192], xmm14",
+    "movups xmmword ptr [rax + 208], xmm15",
+    "movaps xmm6, xmmword ptr [rsp + 0x20]",
+    "movaps xmm7, xmmword ptr [rsp + 0x30]",
+    "movaps xmm8, xmmword ptr [rsp + 0x40]",
+    "movaps xmm9, xmmword ptr [rsp + 0x50]",
+    "movaps xmm10, xmmword ptr [rsp + 0x60]",
+    "movaps xmm11, xmmword ptr [rsp + 0x70]",
+    "movaps xmm12, xmmword ptr [rsp + 0x80]",
+    "movaps xmm13, xmmword ptr [rsp + 0x90]",
+    "movaps xmm14, xmmword ptr [rsp + 0xa0]",
+    "movaps xmm15, xmmword ptr [rsp + 0xb0]",
+    "add rsp, 0xd8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rsi",
+    "pop rdi",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    ".seh_endproc",
+    check = sym stackful_test_check_callee_saved,
+);
+
 // ELF symbol type, so that symbolizers treat the checker as a function.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 std::arch::global_asm!(".type {check}, @function", check = sym stackful_test_check_callee_saved);
@@ -608,7 +744,7 @@ fn checker_sees_its_own_sentinels() {
     checked("outer", || checked("inner", || clobber("innermost")));
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(windows)))]
 std::arch::global_asm!(
     ".text",
     ".p2align 4",
@@ -664,6 +800,18 @@ std::arch::global_asm!(
     clobber = sym stackful_test_clobber_two,
 );
 
+#[cfg(all(windows, target_arch = "x86_64"))]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl {clobber}",
+    "{clobber}:",
+    "mov rsi, 0x1234",
+    "movlhps xmm7, xmm7",
+    "ret",
+    clobber = sym stackful_test_clobber_two,
+);
+
 #[test]
 fn checker_reports_clobbered_registers() {
     // The checker calling an ABI-violating function directly (no Rust frame in
@@ -685,7 +833,7 @@ fn checker_reports_clobbered_registers() {
         .filter(|&i| found[i] != expected[i])
         .map(|i| REGISTERS[i])
         .collect();
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(windows)))]
     assert_eq!(wrong, ["rbx", "r12"]);
     #[cfg(target_arch = "aarch64")]
     assert_eq!(wrong, ["x20", "d9"]);
@@ -693,6 +841,8 @@ fn checker_reports_clobbered_registers() {
     assert_eq!(wrong, ["s1", "fs1"]);
     #[cfg(target_arch = "x86")]
     assert_eq!(wrong, ["ebx", "esi"]);
+    #[cfg(all(windows, target_arch = "x86_64"))]
+    assert_eq!(wrong, ["rsi", "xmm7.hi"]);
 }
 
 // ---------------------------------------------------------------------------------

@@ -7,8 +7,8 @@
 //! instead of corrupting memory. Mappings are reserved lazily by the kernel
 //! (`MAP_NORESERVE`): a suspended coroutine costs only the pages it has touched.
 //! On Windows the stack is committed memory from `VirtualAlloc` (it counts against
-//! the commit limit, although only touched pages use memory), with a guard page that
-//! is never committed.
+//! the commit limit, although only touched pages use memory) with a guard page
+//! below it, like a thread's stack.
 //!
 //! When a coroutine ends, its default stack goes back to a small per-thread pool
 //! (at most [`thread_pool_limit`] stacks, [`DEFAULT_POOL_LIMIT`] unless changed), so

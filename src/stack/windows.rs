@@ -1,5 +1,5 @@
-//! [`DefaultStack`] on Windows: committed memory from `VirtualAlloc` with an
-//! uncommitted guard region below it.
+//! [`DefaultStack`] on Windows: committed memory from `VirtualAlloc` with a guard
+//! region below it.
 
 use super::{page_size, round_stack_size, Stack};
 use std::ffi::c_void;
@@ -8,8 +8,10 @@ use std::mem;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Size of the guard region below [`DefaultStack::bottom`](Stack::bottom), in pages.
-const GUARD_PAGES: usize = 1;
+/// Size of the guard region below [`DefaultStack::bottom`](Stack::bottom), in pages:
+/// the `PAGE_GUARD` page, the two-page stack guarantee (the minimum on x64, and what
+/// wine assumes) and the page that is never committed.
+const GUARD_PAGES: usize = 4;
 
 /// Number of `DefaultStack`s currently reserved in the process.
 pub(crate) static MAPPED: AtomicUsize = AtomicUsize::new(0);
@@ -51,6 +53,7 @@ const MEM_RESERVE: u32 = 0x2000;
 const MEM_RELEASE: u32 = 0x8000;
 const PAGE_NOACCESS: u32 = 0x01;
 const PAGE_READWRITE: u32 = 0x04;
+const PAGE_GUARD: u32 = 0x100;
 
 #[link(name = "kernel32")]
 extern "system" {
@@ -75,23 +78,30 @@ pub(crate) fn system_page_size() -> usize {
     info.dwPageSize as usize
 }
 
-/// A stack allocated with `VirtualAlloc`: the usable part committed read-write, with
-/// a guard region below it that is reserved but never committed, so that running off
-/// the end faults (`STATUS_ACCESS_VIOLATION`) instead of corrupting memory.
+/// A stack allocated with `VirtualAlloc`, laid out like a Windows thread's stack
+/// whose whole size is committed: the usable part committed read-write, and below it
+/// a `PAGE_GUARD` page, two committed pages (the stack guarantee) and one page that
+/// is reserved but never committed.
 ///
 /// ```text
-/// reservation start                                   reservation end = top()
-/// | guard region (reserved) | usable (committed), grows down <-- |
-///                           ^ bottom()
+/// reservation start                                              reservation end = top()
+/// | reserved | guarantee (2 pages) | PAGE_GUARD | usable, grows down <-- |
+///                                              ^ bottom()
 /// ```
 ///
-/// The usable part is committed in full when the stack is made: it counts against the
-/// system's commit limit (RAM plus page file) from the start, although Windows only
-/// backs the pages a coroutine touches with memory. (A thread's stack instead grows
-/// through a `PAGE_GUARD` page that the memory manager moves down; that mechanism
-/// keys on the stack bounds in the Thread Information Block, which the context switch
-/// does install, but wine 8 does not grow such a stack, and only what runs under wine
-/// is tested here.) Dropping the stack releases the reservation.
+/// Running into the guard page makes Windows move it down once into the guarantee,
+/// and then raise `STATUS_STACK_OVERFLOW` with the rest of the guarantee as room for
+/// the handler (the context switch installs this stack's bounds in the Thread
+/// Information Block while the coroutine runs, so Windows treats it as the current
+/// stack). Rust's runtime reports that ("has overflowed its stack") and aborts the
+/// process.
+///
+/// The usable part is committed when the stack is made: it counts against the
+/// system's commit limit (RAM plus page file) from the start, although Windows backs
+/// only the pages a coroutine touches with memory. (A thread's stack is committed
+/// as it grows, by moving its guard page down; wine 8 does not do that for these
+/// stacks, and only what runs under wine is tested here.) Dropping the stack releases
+/// the reservation.
 #[derive(Debug)]
 pub struct DefaultStack {
     /// Start of the reservation (the guard page).
@@ -146,9 +156,15 @@ impl DefaultStack {
         };
         // From here on, dropping `stack` releases the reservation.
         MAPPED.fetch_add(1, Ordering::Relaxed);
-        let bottom = stack.bottom().as_ptr();
-        // SAFETY: committing the usable part of our own reservation.
-        if unsafe { VirtualAlloc(bottom.cast(), usable, MEM_COMMIT, PAGE_READWRITE) }.is_null() {
+        let bottom = stack.bottom().as_ptr() as usize;
+        let commit = |address: usize, size: usize, protect: u32| {
+            // SAFETY: committing pages of our own reservation.
+            !unsafe { VirtualAlloc(address as *mut c_void, size, MEM_COMMIT, protect) }.is_null()
+        };
+        let committed = commit(bottom, usable, PAGE_READWRITE)
+            && commit(bottom - page, page, PAGE_READWRITE | PAGE_GUARD)
+            && commit(base as usize + page, 2 * page, PAGE_READWRITE);
+        if !committed {
             let err = io::Error::last_os_error();
             return Err(io::Error::new(
                 err.kind(),
@@ -171,7 +187,9 @@ impl DefaultStack {
 
 // SAFETY: `base..base+len` is ours until drop; `top` is page-aligned (so 16-aligned),
 // the usable part is at least MIN_STACK_SIZE and committed read-write, and the guard
-// region below `bottom` is never committed (inaccessible).
+// region below `bottom` protects it: its PAGE_GUARD page faults on the first touch
+// (Windows then raises STATUS_STACK_OVERFLOW, see the type's docs), and its lowest
+// page is never committed.
 unsafe impl Stack for DefaultStack {
     fn top(&self) -> NonNull<u8> {
         // SAFETY: one past the end of the reservation, never null.
