@@ -29,19 +29,20 @@ fn resuming_a_panicked_generator() {
 #[test]
 #[should_panic(expected = "StackfulGenerator resumed from inside itself")]
 fn resuming_a_generator_from_inside_itself() {
-    type G = StackfulGenerator<'static, (), (), ()>;
+    type G<'a> = StackfulGenerator<'a, (), (), ()>;
     // Safe code cannot reach the generator from its own closure (it is borrowed by
     // `resume`); unsafe code can, and the library must refuse instead of switching
-    // to a stack that is running. The pointer is only used while `g` is alive.
-    let slot: &'static std::cell::Cell<*mut G> =
-        Box::leak(Box::new(std::cell::Cell::new(std::ptr::null_mut())));
-    let mut g: G = StackfulGenerator::new(move |_: &YieldHandle<()>, ()| {
+    // to a stack that is running. The pointer is set before the first resume and is
+    // only used while `g` is alive.
+    let slot = std::cell::Cell::new(std::ptr::null_mut::<()>());
+    let slot = &slot;
+    let mut g: G<'_> = StackfulGenerator::new(move |_: &YieldHandle<()>, ()| {
         // SAFETY: deliberately aliases the generator being resumed, to exercise the
         // library's re-entrancy check; the pointer is valid (set before resuming).
-        let me = unsafe { &mut *slot.get() };
+        let me = unsafe { &mut *(slot.get() as *mut G<'_>) };
         let _ = Pin::new(me).resume(());
     });
-    slot.set(&mut g);
+    slot.set(&mut g as *mut G<'_> as *mut ());
     let _ = Pin::new(&mut g).resume(());
 }
 
