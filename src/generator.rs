@@ -256,10 +256,8 @@ impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
             State::Fresh | State::Suspended => {}
             state => resume_misuse("StackfulGenerator", state),
         }
-        let mut arg = ManuallyDrop::new(arg);
-        // SAFETY: Fresh or Suspended; the coroutine takes `arg` (which we gave up) by
-        // `ptr::read` before it can suspend again.
-        let msg = unsafe { this.fiber.resume(&mut *arg as *mut Resume as usize) };
+        // SAFETY: Fresh or Suspended (checked above).
+        let msg = unsafe { this.resume_raw(arg) };
         // SAFETY: a fresh message from the coroutine, typed by this generator.
         unsafe { take_message(msg) }
     }

@@ -3,10 +3,6 @@
 use super::{page_size, round_stack_size, Stack};
 use std::io;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Number of `DefaultStack`s currently mapped in the process.
-pub(crate) static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// A stack mapped with `mmap`, with one inaccessible (`PROT_NONE`) guard page below
 /// its usable part.
@@ -102,12 +98,10 @@ impl DefaultStack {
             guard,
             valgrind_id: 0,
         };
-        stack.valgrind_id = crate::arch::valgrind_stack_register(
+        stack.valgrind_id = super::track_mapped(
             stack.bottom().as_ptr() as usize,
             stack.top().as_ptr() as usize,
         );
-        super::register_guard(stack.bottom().as_ptr() as usize, usable);
-        MAPPED.fetch_add(1, Ordering::Relaxed);
         Ok(stack)
     }
 
@@ -138,9 +132,7 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::unregister_guard(self.bottom().as_ptr() as usize);
-        crate::arch::valgrind_stack_deregister(self.valgrind_id);
-        MAPPED.fetch_sub(1, Ordering::Relaxed);
+        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id);
         // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
         unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.len) };
     }

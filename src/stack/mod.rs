@@ -39,27 +39,30 @@ pub(crate) fn prepare_thread() {
     overflow::prepare_thread();
 }
 
-/// Registers the guard page directly below `bottom` so that an overflow of this
-/// stack is reported as one. Returns whether it was registered (call
-/// [`unregister_guard`] before the memory is released if so).
-#[inline]
-pub(crate) fn register_guard(bottom: usize, size: usize) -> bool {
+/// Number of [`DefaultStack`]s currently mapped in the process (all platforms).
+static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What every default stack does once its memory `bottom..top` is usable, whatever
+/// the platform: tell valgrind it is a stack (so switching to it is not reported as a
+/// wild stack-pointer change), enter the guard page directly below `bottom` in the
+/// overflow reporter's registry, and count it in [`stats`]. Returns valgrind's id for
+/// it (0 natively); pass it to [`untrack_mapped`] before the memory is released.
+pub(crate) fn track_mapped(bottom: usize, top: usize) -> usize {
+    let valgrind_id = crate::arch::valgrind_stack_register(bottom, top);
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    return overflow::register(bottom - page_size(), size);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let _ = (bottom, size);
-        false
-    }
+    overflow::register(bottom - page_size(), top - bottom);
+    MAPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    valgrind_id
 }
 
-/// Undoes [`register_guard`].
-#[inline]
-pub(crate) fn unregister_guard(bottom: usize) {
+/// Undoes [`track_mapped`].
+pub(crate) fn untrack_mapped(bottom: usize, valgrind_id: usize) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     overflow::unregister(bottom - page_size());
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = bottom;
+    crate::arch::valgrind_stack_deregister(valgrind_id);
+    MAPPED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(unix)]
@@ -98,12 +101,7 @@ pub struct Stats {
 /// ```
 pub fn stats() -> Stats {
     Stats {
-        #[cfg(unix)]
-        mapped: mmap::MAPPED.load(std::sync::atomic::Ordering::Relaxed),
-        #[cfg(windows)]
-        mapped: windows::MAPPED.load(std::sync::atomic::Ordering::Relaxed),
-        #[cfg(not(any(unix, windows)))]
-        mapped: 0,
+        mapped: MAPPED.load(std::sync::atomic::Ordering::Relaxed),
         pooled_on_this_thread: pool::thread_pool_len(),
         leaked: crate::leaked_stacks(),
     }

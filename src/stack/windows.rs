@@ -6,15 +6,11 @@ use std::ffi::c_void;
 use std::io;
 use std::mem;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of the guard region below [`DefaultStack::bottom`](Stack::bottom), in pages:
 /// the `PAGE_GUARD` page, the two-page stack guarantee (the minimum on x64, and what
 /// wine assumes) and the page that is never committed.
 const GUARD_PAGES: usize = 4;
-
-/// Number of `DefaultStack`s currently reserved in the process.
-pub(crate) static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
 // The few kernel32 functions this module needs, declared here rather than through a
 // bindings crate. Layouts and constants are those of the Windows SDK (winnt.h,
@@ -147,16 +143,7 @@ impl DefaultStack {
                 format!("stackful: VirtualAlloc of a {len}-byte coroutine stack failed: {err}"),
             ));
         }
-        let mut stack = DefaultStack {
-            // SAFETY: VirtualAlloc succeeded, so the address is not null.
-            base: unsafe { NonNull::new_unchecked(base.cast()) },
-            len,
-            guard,
-            valgrind_id: 0,
-        };
-        // From here on, dropping `stack` releases the reservation.
-        MAPPED.fetch_add(1, Ordering::Relaxed);
-        let bottom = stack.bottom().as_ptr() as usize;
+        let bottom = base as usize + guard;
         let commit = |address: usize, size: usize, protect: u32| {
             // SAFETY: committing pages of our own reservation.
             !unsafe { VirtualAlloc(address as *mut c_void, size, MEM_COMMIT, protect) }.is_null()
@@ -166,16 +153,21 @@ impl DefaultStack {
             && commit(base as usize + page, 2 * page, PAGE_READWRITE);
         if !committed {
             let err = io::Error::last_os_error();
+            // SAFETY: releasing the reservation made above; nothing refers to it.
+            unsafe { VirtualFree(base, 0, MEM_RELEASE) };
             return Err(io::Error::new(
                 err.kind(),
                 format!("stackful: VirtualAlloc could not commit a {usable}-byte coroutine stack: {err}"),
             ));
         }
-        stack.valgrind_id = crate::arch::valgrind_stack_register(
-            stack.bottom().as_ptr() as usize,
-            stack.top().as_ptr() as usize,
-        );
-        super::register_guard(stack.bottom().as_ptr() as usize, usable);
+        let mut stack = DefaultStack {
+            // SAFETY: VirtualAlloc succeeded, so the address is not null.
+            base: unsafe { NonNull::new_unchecked(base.cast()) },
+            len,
+            guard,
+            valgrind_id: 0,
+        };
+        stack.valgrind_id = super::track_mapped(bottom, stack.top().as_ptr() as usize);
         Ok(stack)
     }
 
@@ -208,9 +200,7 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::unregister_guard(self.bottom().as_ptr() as usize);
-        crate::arch::valgrind_stack_deregister(self.valgrind_id);
-        MAPPED.fetch_sub(1, Ordering::Relaxed);
+        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id);
         // SAFETY: we own the reservation and nothing runs on it any more (see `Stack`).
         unsafe { VirtualFree(self.base.as_ptr().cast(), 0, MEM_RELEASE) };
     }
