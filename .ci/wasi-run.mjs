@@ -71,7 +71,7 @@ const importObject = {
       }
       const self = fileURLToPath(import.meta.url);
       const target = raw ? ['--stub-asyncify', original ?? modulePath] : ['--original', original ?? modulePath, modulePath];
-      const r = spawnSync(process.execPath, ['--no-warnings', self, ...target, ...childArgs], { env, maxBuffer: 64 << 20 });
+      const r = spawnSync(process.execPath, ['--no-warnings', '--single-threaded-gc', self, ...target, ...childArgs], { env, maxBuffer: 64 << 20 });
       const out = Buffer.concat([r.stderr ?? Buffer.alloc(0), r.stdout ?? Buffer.alloc(0)]);
       const mem = memory();
       mem.set(out.subarray(0, outCap), outPtr);

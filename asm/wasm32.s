@@ -48,7 +48,7 @@
 # `--asyncify`).
 #
 # Coroutine record (in linear memory at the top of the coroutine's stack; `rec` is
-# the `link` pointer of src/fiber.rs, which keeps its own flag words below it):
+# the `link` pointer of src/fiber.rs, which keeps its own two words below it):
 #
 #   rec + 0   saved_sp     the coroutine's __stack_pointer while it is suspended
 #                          (initialised to the top of its shadow stack)
@@ -58,14 +58,15 @@
 #                          unwind passed through (see "Nesting")
 #   rec + 16  entry        table index of `entry(arg: i32, link: i32)`, its first
 #                          function; calling it again while rewinding rebuilds its frames
-#   rec + 20  data         address of its Asyncify data: { cur: i32, end: i32 }
-#                          followed by the save buffer (data + 8 .. end); the word at
-#                          `end` is a canary below the shadow stack
+#   rec + 20  cur          \ Asyncify's data structure (its address, rec + 20, is what
+#   rec + 24  end          /  start_unwind/start_rewind take): save position and limit
+#   rec + 28  buf          start of the save buffer (the bottom of the stack)
 #
 # Coroutine stack (addresses grow upwards):
 #
 #   stack top  -> +----------------------------------+
-#                 | closure, record, flags (Rust)    |
+#                 | closure (Rust), record, 2 Rust   |
+#                 | words, padding (64 bytes)        |
 #                 +----------------------------------+ <- initial saved_sp
 #                 | shadow stack, grows down         |
 #                 |              ...                 |
@@ -73,16 +74,16 @@
 #                 | canary word at `end`             |
 #                 +----------------------------------+ <- end
 #                 | save buffer, grows up            |
-#                 +----------------------------------+ <- data + 8
-#   bottom     -> | data: cur, end                   |
-#                 +----------------------------------+
+#   bottom     -> +----------------------------------+ <- buf
 #
-# The save buffer sits below the shadow stack so that an unwind that overflows it
-# writes into this coroutine's own (suspending) stack before anything else; Asyncify
-# does not check the bound while it unwinds, `run` checks it as soon as the unwind
-# is complete and reports the overflow (stackful_wasm_save_buffer_overflow) before
-# anything reads the damaged memory. A shadow-stack overflow is caught at the next
-# switch by the canary (stackful_wasm_stack_overflow).
+# The save buffer grows up towards the shadow stack, which grows down towards it.
+# Asyncify does not check the bound while it unwinds: `run` checks it as soon as the
+# unwind is complete and reports an overflow (stackful_wasm_save_buffer_overflow)
+# before anything reads the memory it overwrote (this coroutine's own stack first).
+# A shadow-stack overflow writes over the canary, then into the save buffer, which
+# is unused while the coroutine runs; every switch out of a coroutine checks the
+# canary first and reports it (stackful_wasm_stack_overflow). Asyncify's data
+# structure is in the record at the top, out of reach of both kinds of overflow.
 #
 # Nesting
 # -------
@@ -117,6 +118,8 @@
         .functype stackful_wasm_save_buffer_overflow (i32, i32) -> ()
         .functype stackful_wasm_stack_overflow (i32) -> ()
         .functype stackful_wasm_bad_suspend () -> ()
+        # Defined at the end of this file (a call needs the type declared first).
+        .functype stackful_wasm_check_canary (i32) -> ()
 
         .section .bss.stackful_wasm_state,"",@
         .p2align 2
@@ -142,12 +145,12 @@ stackful_wasm_save_peak:
 # ---------------------------------------------------------------------------------
 # stackful_wasm_run(rec, fresh) -> i32: 1 if the unwind that ended the call must go
 # on through the caller's frames (the suspend's target is further out), else 0.
-# Locals: 0 rec, 1 fresh, 2 data, 3 scratch.
+# Locals: 0 rec, 1 fresh, 2 data (rec + 20), 3 scratch, 4 buf.
         .section .text.stackful_wasm_run,"",@
         .type stackful_wasm_run,@function
 stackful_wasm_run:
         .functype stackful_wasm_run (i32, i32) -> (i32)
-        .local i32, i32
+        .local i32, i32, i32
         # rec.resumer_sp = __stack_pointer
         local.get 0
         global.get __stack_pointer
@@ -160,10 +163,14 @@ stackful_wasm_run:
         i32.const 0
         local.get 0
         i32.store stackful_wasm_current
-        # data = rec.data, kept in a local: the record may be damaged by an overflow
+        # data = rec + 20, buf = rec.buf
         local.get 0
-        i32.load 20
+        i32.const 20
+        i32.add
         local.set 2
+        local.get 0
+        i32.load 28
+        local.set 4
         # Switch to the coroutine's shadow stack.
         local.get 0
         i32.load 0
@@ -186,46 +193,38 @@ stackful_wasm_run:
         local.get 0
         i32.load 16
         call_indirect (i32, i32) -> ()
-        # Did the unwind overflow the save buffer (data.cur > data.end)?
-        local.get 2
-        i32.load 0
-        local.get 2
-        i32.load 4
+        # Did the unwind overflow the save buffer (cur > end)?
+        local.get 0
+        i32.load 20
+        local.get 0
+        i32.load 24
         i32.gt_u
         if
-            # bytes needed = cur - (data + 8)
-            local.get 2
-            i32.load 0
-            local.get 2
-            i32.const 8
-            i32.add
+            # bytes needed = cur - buf
+            local.get 0
+            i32.load 20
+            local.get 4
             i32.sub
             local.set 3
             # Reset cur so that stop_unwind's own bound check does not trap first.
-            local.get 2
-            local.get 2
-            i32.const 8
-            i32.add
-            i32.store 0
+            local.get 0
+            local.get 4
+            i32.store 20
             call asyncify_stop_unwind
             local.get 3
-            # buffer size = end - (data + 8)
-            local.get 2
-            i32.load 4
-            local.get 2
-            i32.const 8
-            i32.add
+            # buffer size = end - buf
+            local.get 0
+            i32.load 24
+            local.get 4
             i32.sub
             call stackful_wasm_save_buffer_overflow
             unreachable
         end_if
         call asyncify_stop_unwind
-        # peak = max(peak, cur - (data + 8)): the high-water mark of all save buffers
-        local.get 2
-        i32.load 0
-        local.get 2
-        i32.const 8
-        i32.add
+        # peak = max(peak, cur - buf): the high-water mark of all save buffers
+        local.get 0
+        i32.load 20
+        local.get 4
         i32.sub
         local.tee 3
         i32.const 0
@@ -235,17 +234,6 @@ stackful_wasm_run:
             i32.const 0
             local.get 3
             i32.store stackful_wasm_save_peak
-        end_if
-        # Is the canary below the shadow stack intact?
-        local.get 2
-        i32.load 4
-        i32.load 0
-        i32.const 0x5afe57ac    # CANARY in src/arch/wasm32.rs
-        i32.ne
-        if
-            local.get 0
-            call stackful_wasm_stack_overflow
-            unreachable
         end_if
         # Back on the resumer's shadow stack, with its coroutine current.
         local.get 0
@@ -304,19 +292,21 @@ stackful_wasm_resume:
                 unreachable
             end_if
             local.get 3
+            call stackful_wasm_check_canary
+            local.get 3
             local.get 1
             i32.store 12
             local.get 3
             global.get __stack_pointer
             i32.store 0
+            # cur = buf; unwind into rec + 20
             local.get 3
-            i32.load 20
-            local.tee 3
             local.get 3
-            i32.const 8
+            i32.load 28
+            i32.store 20
+            local.get 3
+            i32.const 20
             i32.add
-            i32.store 0
-            local.get 3
             call asyncify_start_unwind
             i32.const 0
             return
@@ -362,17 +352,39 @@ stackful_wasm_suspend:
             unreachable
         end_if
         local.get 2
+        call stackful_wasm_check_canary
+        local.get 2
         global.get __stack_pointer
         i32.store 0
+        # cur = buf; unwind into rec + 20
         local.get 2
-        i32.load 20
-        local.tee 2
         local.get 2
-        i32.const 8
+        i32.load 28
+        i32.store 20
+        local.get 2
+        i32.const 20
         i32.add
-        i32.store 0
-        local.get 2
         call asyncify_start_unwind
         # An instrumented caller never sees this value: it unwinds right away.
         i32.const -1
+        end_function
+
+# ---------------------------------------------------------------------------------
+# stackful_wasm_check_canary(rec): reports a shadow-stack overflow of the coroutine
+# `rec` (its canary at `end` was overwritten) before its frames are unwound into
+# the save buffer below it. Calls no asyncify function and is never instrumented.
+        .section .text.stackful_wasm_check_canary,"",@
+        .type stackful_wasm_check_canary,@function
+stackful_wasm_check_canary:
+        .functype stackful_wasm_check_canary (i32) -> ()
+        local.get 0
+        i32.load 24
+        i32.load 0
+        i32.const 0x5afe57ac    # CANARY in src/arch/wasm32.rs
+        i32.ne
+        if
+            local.get 0
+            call stackful_wasm_stack_overflow
+            unreachable
+        end_if
         end_function

@@ -25,13 +25,17 @@ use std::time::{Duration, Instant};
 
 const DEPTHS: [u32; 3] = [1, 10, 100];
 
-/// Calls itself `depth - 1` times, then yields `x` and returns what it was resumed with.
+/// Calls itself `depth - 1` times, then yields forever at the bottom: every round
+/// trip suspends and resumes `depth` frames of this function (plus the coroutine's
+/// entry frames) without returning through them.
 #[inline(never)]
-fn yield_at_depth(depth: u32, y: &YieldHandle<u64, u64>, x: u64) -> u64 {
+fn yield_at_depth(depth: u32, y: &YieldHandle<u64, u64>, mut x: u64) -> u64 {
     if depth <= 1 {
-        return y.yeet(x);
+        loop {
+            x = y.yeet(x);
+        }
     }
-    // Not a tail call: the frame stays on the stack across the yield.
+    // Not a tail call: the frame stays on the stack across the yields.
     black_box(yield_at_depth(black_box(depth - 1), y, x)).wrapping_add(1)
 }
 
@@ -51,14 +55,17 @@ impl Future for PendingOnce {
     }
 }
 
-/// Calls itself `depth - 1` times, then `wait`s on a future that is pending once.
+/// Calls itself `depth - 1` times, then `wait`s `iters` times at the bottom on a
+/// future that is pending once.
 #[inline(never)]
-fn wait_at_depth(depth: u32) -> u32 {
+fn wait_at_depth(depth: u32, iters: u64) -> u32 {
     if depth <= 1 {
-        stackful::wait(PendingOnce(false));
+        for _ in 0..iters {
+            stackful::wait(PendingOnce(false));
+        }
         return 0;
     }
-    black_box(wait_at_depth(black_box(depth - 1))).wrapping_add(1)
+    black_box(wait_at_depth(black_box(depth - 1), iters)).wrapping_add(1)
 }
 
 /// Polls `fut` to completion with a no-op waker, through `dyn Future` as an
@@ -74,11 +81,11 @@ fn drive<T>(mut fut: Pin<&mut dyn Future<Output = T>>) -> T {
 }
 
 fn generator_round_trip(depth: u32, iters: u64) -> Duration {
-    let mut gen = StackfulGenerator::new(move |y: &YieldHandle<u64, u64>, mut x: u64| loop {
-        x = yield_at_depth(depth, y, x);
+    let mut gen = StackfulGenerator::new(move |y: &YieldHandle<u64, u64>, x: u64| {
+        yield_at_depth(depth, y, x)
     });
     let mut gen = Pin::new(&mut gen);
-    gen.as_mut().resume(0); // started; every further resume is one round trip
+    gen.as_mut().resume(0); // down to the bottom; every further resume is one round trip
     let start = Instant::now();
     for i in 0..iters {
         black_box(gen.as_mut().resume(i));
@@ -88,9 +95,7 @@ fn generator_round_trip(depth: u32, iters: u64) -> Duration {
 
 fn wait_round_trip(depth: u32, iters: u64) -> Duration {
     let mut fut = Box::pin(stackful::stackful(move || {
-        for _ in 0..iters {
-            black_box(wait_at_depth(depth));
-        }
+        black_box(wait_at_depth(depth, iters))
     }));
     let start = Instant::now();
     drive(fut.as_mut());

@@ -90,6 +90,14 @@ fn main() {
             .take(5)
             .collect()
             .await;
+        // wasm32 is panic=abort: an unfinished stream that is dropped is not unwound
+        // there (its stack is leaked), so the guard above says nothing.
+        #[cfg(target_arch = "wasm32")]
+        println!(
+            "  (the listing was dropped unfinished: on wasm32 its stack is leaked, not \
+             unwound; stackful::leaked_stacks() = {})",
+            stackful::leaked_stacks()
+        );
         println!("  got {picked:?}");
         println!("  fetched {} of 100 pages", fetched.get());
         assert_eq!(picked, [105, 112, 119, 126, 133]);

@@ -35,7 +35,7 @@
 //! ```
 //!
 //! On wasm32 the reserved area holds the coroutine record of `asm/wasm32.s` instead
-//! (`link` = fiber top - 32, the same two Rust words below it), and the bottom of the
+//! (`link` = fiber top - 40, the same two Rust words below it), and the bottom of the
 //! stack holds the coroutine's Asyncify save buffer (`arch::init_stack`).
 
 use crate::arch::{

@@ -102,6 +102,8 @@
 //! require `Send`). smol's `Async` IO and `Timer` work inside.
 //!
 //! ```
+//! # // smol does not build for wasm32: there this doctest compiles to nothing.
+//! # #[cfg(not(target_arch = "wasm32"))] {
 //! use stackful::{stackful, wait};
 //!
 //! let ex = smol::LocalExecutor::new();
@@ -112,6 +114,7 @@
 //! }));
 //! let product = smol::block_on(ex.run(async { a.await * b.await }));
 //! assert_eq!(product, 6);
+//! # }
 //! ```
 //!
 //! **futures**: `futures::executor::block_on`, or a `LocalPool` with

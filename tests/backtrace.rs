@@ -2,6 +2,10 @@
 //! resumed (or polled) it last: the unwinder follows the link that every resume
 //! rewrites.
 
+// Not on wasm32: std cannot capture backtraces there, and the switch has no unwind
+// info to follow (Asyncify, not a native stack switch).
+#![cfg(not(target_arch = "wasm32"))]
+
 use futures::task::noop_waker_ref;
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait};

@@ -1,17 +1,20 @@
 //! Stackful futures on real executors: tokio, smol and futures' `LocalPool`, and a
 //! synchronous `io::Read` parser over a real TCP socket.
 
+#[cfg(not(target_arch = "wasm32"))] // the socket tests
 use byteorder::{BigEndian, ReadBytesExt};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use stackful::{in_stackful, stackful, wait, yield_now};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+#[cfg(not(target_arch = "wasm32"))] // the socket tests
 use std::io::{self, Read};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+#[cfg(not(target_arch = "wasm32"))] // the socket tests
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Log = Rc<RefCell<Vec<String>>>;
@@ -109,6 +112,8 @@ fn tokio_local_set_runs_sleeping_stackful_tasks_concurrently() {
     assert!(log[5..].iter().all(|e| e == "end"), "{log:?}");
 }
 
+// Not on wasm32: tokio's multi-thread runtime needs threads.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn tokio_multi_thread_runtime_block_on_a_stackful_future() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -131,6 +136,8 @@ fn tokio_multi_thread_runtime_block_on_a_stackful_future() {
     assert_eq!(v, 10);
 }
 
+// Not on wasm32: smol is a native-only dev-dependency (and this spawns a thread).
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn smol_block_on_a_stackful_future() {
     let v = smol::block_on(stackful(|| {
@@ -146,6 +153,8 @@ fn smol_block_on_a_stackful_future() {
     assert_eq!(v, 42);
 }
 
+// Not on wasm32: smol is a native-only dev-dependency.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn smol_local_executor_with_many_stackful_tasks() {
     let ex = smol::LocalExecutor::new();
@@ -187,7 +196,8 @@ fn smol_local_executor_with_many_stackful_tasks() {
     assert_eq!(*log.borrow(), ["consumer done"]);
 }
 
-/// Wakes its task from another thread after `after`, then is ready.
+/// Wakes its task from another thread after `after`, then is ready (on wasm32, from
+/// its first poll: see below).
 struct WakeFromThread {
     after: Duration,
     started: bool,
@@ -207,11 +217,20 @@ impl Future for WakeFromThread {
         if !self.started {
             self.started = true;
             let (flag, waker, after) = (self.flag.clone(), cx.waker().clone(), self.after);
+            #[cfg(not(target_arch = "wasm32"))]
             std::thread::spawn(move || {
                 std::thread::sleep(after);
                 flag.store(true, Ordering::SeqCst);
                 waker.wake();
             });
+            // wasm32 has no threads: sleep here, then wake the task from this poll (it
+            // still returns Pending and is polled again once woken).
+            #[cfg(target_arch = "wasm32")]
+            {
+                std::thread::sleep(after);
+                flag.store(true, Ordering::SeqCst);
+                waker.wake();
+            }
         }
         Poll::Pending
     }
@@ -286,7 +305,9 @@ fn futures_local_pool_yield_now_round_robin() {
 }
 
 // ---- A synchronous parser over a real socket ----
+// (Not on wasm32: WASI preview 1 has no sockets, and tokio::net no TCP there.)
 
+#[cfg(not(target_arch = "wasm32"))]
 /// A blocking-style `io::Read` over a tokio `TcpStream`: each read waits on the async
 /// read, suspending the coroutine when no data is there yet.
 struct SyncStream {
@@ -294,12 +315,14 @@ struct SyncStream {
     pending_reads: Rc<Cell<usize>>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Counts how often the wrapped future is pending.
 struct CountPending<'a, F> {
     fut: Pin<Box<F>>,
     count: &'a Cell<usize>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl<F: Future> Future for CountPending<'_, F> {
     type Output = F::Output;
 
@@ -312,6 +335,7 @@ impl<F: Future> Future for CountPending<'_, F> {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Read for SyncStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let count = self.pending_reads.clone();
@@ -322,12 +346,14 @@ impl Read for SyncStream {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug, PartialEq)]
 struct Record {
     kind: u16,
     body: Vec<u8>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Plain synchronous parsing code: `u16` kind, `u32` length, body; kind 0 ends.
 fn parse_records(r: &mut impl Read) -> io::Result<Vec<Record>> {
     let mut out = Vec::new();
@@ -343,6 +369,7 @@ fn parse_records(r: &mut impl Read) -> io::Result<Vec<Record>> {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn encode(records: &[Record]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for r in records {
@@ -354,6 +381,7 @@ fn encode(records: &[Record]) -> Vec<u8> {
     bytes
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn sample_records() -> Vec<Record> {
     (1..=20u16)
         .map(|k| Record {
@@ -363,6 +391,7 @@ fn sample_records() -> Vec<Record> {
         .collect()
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn sync_parser_over_a_tokio_tcp_stream() {
     let rt = current_thread_runtime();
@@ -411,6 +440,7 @@ fn sync_parser_over_a_tokio_tcp_stream() {
     );
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn sync_parser_reports_a_truncated_stream_as_an_io_error() {
     let rt = current_thread_runtime();
@@ -442,6 +472,7 @@ fn sync_parser_reports_a_truncated_stream_as_an_io_error() {
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Several synchronous parsers share one thread, each on its own connection.
 #[test]
 fn several_sync_parsers_on_one_local_set() {

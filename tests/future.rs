@@ -1,5 +1,9 @@
 //! `wait`, `stackful`, `StackfulFuture`, `in_stackful`, `yield_now` and `Builder`.
 
+// Without unwinding (wasm32) the tests that need it are left out, and with them
+// some of the helpers and imports.
+#![cfg_attr(not(panic = "unwind"), allow(dead_code, unused_imports))]
+
 mod common;
 
 use common::{panic_message, CountingWaker, Drops, HeapStack, Token};
@@ -50,6 +54,7 @@ impl<T: Unpin> Future for PendN<T> {
 
 /// A oneshot receiver whose value is sent by another thread after a short sleep, so
 /// that the receiver really is pending when first polled.
+#[cfg(not(target_arch = "wasm32"))]
 fn from_other_thread<T: Send + 'static>(value: T) -> oneshot::Receiver<T> {
     let (tx, rx) = oneshot::channel();
     thread::spawn(move || {
@@ -57,6 +62,40 @@ fn from_other_thread<T: Send + 'static>(value: T) -> oneshot::Receiver<T> {
         let _ = tx.send(value);
     });
     rx
+}
+
+/// wasm32 has no threads: the value is sent by the receiver's first poll, after the
+/// receiver registered the waker and found nothing, so that poll still returns
+/// `Pending` and the oneshot wakes the task (from the same thread).
+#[cfg(target_arch = "wasm32")]
+fn from_other_thread<T: Unpin>(value: T) -> SentOnFirstPoll<T> {
+    let (tx, rx) = oneshot::channel();
+    SentOnFirstPoll {
+        rx,
+        send: Some((tx, value)),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+struct SentOnFirstPoll<T> {
+    rx: oneshot::Receiver<T>,
+    send: Option<(oneshot::Sender<T>, T)>,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl<T: Unpin> Future for SentOnFirstPoll<T> {
+    type Output = Result<T, oneshot::Canceled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.rx).poll(cx);
+        if r.is_pending() {
+            if let Some((tx, value)) = this.send.take() {
+                let _ = tx.send(value);
+            }
+        }
+        r
+    }
 }
 
 /// A future that never completes and records its drop.
@@ -130,13 +169,17 @@ fn wait_inside_stackful_really_suspends_and_resumes() {
 fn wait_outside_any_coroutine_blocks_until_ready() {
     assert!(!in_stackful());
     assert_eq!(wait(async { 5 }), 5);
-    let (tx, rx) = oneshot::channel();
-    let sender = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(50));
-        tx.send("late").unwrap();
-    });
-    assert_eq!(wait(rx), Ok("late"));
-    sender.join().unwrap();
+    // Not on wasm32: needs a second thread to send the value.
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let (tx, rx) = oneshot::channel();
+        let sender = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            tx.send("late").unwrap();
+        });
+        assert_eq!(wait(rx), Ok("late"));
+        sender.join().unwrap();
+    }
     // A future that wakes itself before returning Pending, several times.
     assert_eq!(wait(pend_n(5, 'x')), 'x');
 }
@@ -283,6 +326,8 @@ fn ten_levels_polled_by_hand_until_ready() {
 #[derive(Debug, PartialEq)]
 struct Payload(&'static str);
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_inside_propagates_to_the_poller_with_its_payload() {
     let drops = Drops::new();
@@ -307,6 +352,8 @@ fn a_panic_inside_propagates_to_the_poller_with_its_payload() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_through_block_on_keeps_its_payload() {
     let err = panic::catch_unwind(|| {
@@ -322,6 +369,8 @@ fn a_panic_through_block_on_keeps_its_payload() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_in_the_awaited_future_propagates_through_wait() {
     struct PanicOnPoll;
@@ -356,6 +405,8 @@ fn drop_before_the_first_poll() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_while_suspended_unwinds_the_stack_and_drops_the_awaited_future() {
     fn deep(n: u32, d: &Drops) {
@@ -473,6 +524,8 @@ fn wait_inside_a_generator_inside_stackful_suspends_the_whole_chain() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_while_suspended_inside_a_nested_generator() {
     let drops = Drops::new();
@@ -521,6 +574,8 @@ impl Future for WaitsInPoll {
     }
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn wait_from_inside_a_poll_that_wait_is_polling_panics() {
     let err = panic::catch_unwind(|| block_on(stackful(|| wait(WaitsInPoll)))).unwrap_err();
@@ -528,6 +583,8 @@ fn wait_from_inside_a_poll_that_wait_is_polling_panics() {
     assert!(msg.contains("already polling"), "{msg}");
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn wait_from_inside_a_poll_can_be_caught_and_the_coroutine_goes_on() {
     let v = block_on(stackful(|| {
@@ -578,6 +635,8 @@ fn wait_in_a_destructor_on_normal_scope_exit_works() {
 
 const CHILD_WAIT_IN_DROP: &str = "wait_in_a_destructor_while_a_suspended_future_is_dropped_aborts";
 
+// Not on wasm32: runs a child process (none on WASI) and needs the cancellation unwind.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn wait_in_a_destructor_while_a_suspended_future_is_dropped_aborts() {
     if common::is_child(CHILD_WAIT_IN_DROP) {
@@ -612,6 +671,8 @@ fn wait_in_a_destructor_while_a_suspended_future_is_dropped_aborts() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the cancellation unwind.
+#[cfg(panic = "unwind")]
 #[test]
 fn cancellation_caught_then_wait_panics_out_of_drop() {
     let drops = Drops::new();
@@ -635,6 +696,8 @@ fn cancellation_caught_then_wait_panics_out_of_drop() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the cancellation unwind.
+#[cfg(panic = "unwind")]
 #[test]
 fn cancellation_caught_then_returning_completes_the_drop_quietly() {
     let drops = Drops::new();
@@ -749,6 +812,8 @@ fn deep_recursion_on_a_large_configured_stack() {
 
 const CHILD_OVERFLOW: &str = "deep_recursion_on_the_default_stack_kills_the_process";
 
+// Not on wasm32: a guard-page fault in a child process (no processes or guard pages on WASI).
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn deep_recursion_on_the_default_stack_kills_the_process() {
     if common::is_child(CHILD_OVERFLOW) {
@@ -821,6 +886,8 @@ fn stackful_future_is_usable_pinned_on_the_stack_and_moved_between_polls() {
 const YEET_ACROSS_POLL: &str =
     "a generator cannot suspend while a poll it started is still in progress";
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn yeet_from_inside_a_stackful_future_polled_by_the_generator_panics() {
     let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
@@ -838,6 +905,8 @@ fn yeet_from_inside_a_stackful_future_polled_by_the_generator_panics() {
     assert!(g.is_complete());
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn yeet_through_an_outer_handle_from_inside_a_poll_panics() {
     // The inner generator is resumed inside a StackfulFuture polled by the outer
@@ -878,6 +947,8 @@ fn yeet_after_a_wait_in_a_generator_resumed_by_a_stackful_future_is_fine() {
 const CHILD_WAIT_AFTER_YEET: &str =
     "wait_blocks_after_a_refused_yeet_from_inside_a_stackful_future";
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn wait_blocks_after_a_refused_yeet_from_inside_a_stackful_future() {
     // In a child process: before the yield was refused, the resumer's `wait` suspended
@@ -905,6 +976,8 @@ fn wait_blocks_after_a_refused_yeet_from_inside_a_stackful_future() {
 /// coroutine in the middle of that unwind (documented: the poller sees
 /// `std::thread::panicking()` until it is resumed to completion). The next poll
 /// finishes the unwind and the original panic comes out.
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn wait_in_a_destructor_during_a_panic_suspends_mid_unwind() {
     struct WaitOnDrop;
@@ -931,6 +1004,8 @@ fn wait_in_a_destructor_during_a_panic_suspends_mid_unwind() {
 
 /// Dropping a suspended future while the dropping thread unwinds from an unrelated
 /// panic. (In a child process, so that an abort fails only this test.)
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_of_a_suspended_future_while_the_thread_is_panicking() {
     common::in_child(
@@ -955,6 +1030,8 @@ fn drop_of_a_suspended_future_while_the_thread_is_panicking() {
 
 /// A suspended future owns a suspended future on its stack; dropping the outer one
 /// drops the inner one during the outer one's unwind.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn dropping_a_suspended_future_that_owns_a_suspended_future() {
     common::in_child(
@@ -984,6 +1061,8 @@ fn dropping_a_suspended_future_that_owns_a_suspended_future() {
 /// A generator borrowed by a stackful future is running (waiting inside it) when the
 /// future is dropped: its stack is unwound with the future's, and it is finished
 /// afterwards.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn a_borrowed_generator_waiting_inside_a_dropped_future_is_finished_afterwards() {
     let drops = Drops::new();
@@ -1032,7 +1111,14 @@ fn stackful_future_with_a_custom_stack() {
     drop(fut);
     assert!(freed.get());
 
-    // Dropped while suspended: unwound first, then the stack is freed.
+    // Dropped while suspended: unwound first, then the stack is freed. Needs
+    // unwinding (wasm32 is panic=abort: the suspended stack is leaked there).
+    #[cfg(panic = "unwind")]
+    custom_stack_dropped_while_suspended();
+}
+
+#[cfg(panic = "unwind")]
+fn custom_stack_dropped_while_suspended() {
     let freed = Rc::new(Cell::new(false));
     let drops = Drops::new();
     let d = drops.clone();

@@ -1,5 +1,9 @@
 //! Generators: the resume/yield protocol, iteration, panics, drops and custom stacks.
 
+// Without unwinding (wasm32) the tests that need it are left out, and with them
+// some of the helpers and imports.
+#![cfg_attr(not(panic = "unwind"), allow(dead_code, unused_imports))]
+
 mod common;
 
 use common::{panic_message, Drops, HeapStack, Token};
@@ -216,6 +220,8 @@ fn resuming_a_completed_generator_panics() {
 #[derive(Debug, PartialEq)]
 struct Payload(u64);
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn panic_propagates_with_its_original_payload_then_resuming_panics() {
     let drops = Drops::new();
@@ -247,6 +253,8 @@ fn panic_propagates_with_its_original_payload_then_resuming_panics() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn panic_with_a_string_message_propagates_through_next() {
     let n = std::hint::black_box(42);
@@ -262,6 +270,8 @@ fn panic_with_a_string_message_propagates_through_next() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn panic_before_the_first_yield() {
     let mut g: StackfulGenerator<u32, (), ()> =
@@ -271,6 +281,8 @@ fn panic_before_the_first_yield() {
     assert!(g.is_complete());
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn panic_in_a_nested_generator_reaches_the_outermost_resumer() {
     let mut outer = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
@@ -327,6 +339,8 @@ fn nested_frames(depth: u32, d: &Drops, y: &YieldHandle<u32>) {
     drop(boxed);
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_while_suspended_runs_every_destructor_on_the_coroutine_stack() {
     let drops = Drops::new();
@@ -346,6 +360,8 @@ fn drop_while_suspended_runs_every_destructor_on_the_coroutine_stack() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_while_suspended_after_the_first_resume_only() {
     let drops = Drops::new();
@@ -379,6 +395,8 @@ fn drop_after_completion_does_not_drop_again() {
 /// Dropping a suspended generator while the *dropping* thread unwinds from an unrelated
 /// panic: the generator's stack is unwound too, and the original panic goes on.
 /// (In a child process, so that an abort fails only this test.)
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_of_a_suspended_generator_while_the_thread_is_panicking() {
     common::in_child(
@@ -402,6 +420,8 @@ fn drop_of_a_suspended_generator_while_the_thread_is_panicking() {
 
 /// A generator that owns a suspended generator is dropped while suspended: the inner
 /// one is dropped (and unwound) during the outer one's unwind.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn dropping_a_generator_that_owns_a_suspended_generator() {
     common::in_child(
@@ -431,6 +451,8 @@ fn dropping_a_generator_that_owns_a_suspended_generator() {
 
 /// A generator panics while it owns a suspended generator: the inner one is dropped
 /// during the unwind and the panic comes out of `resume` with its payload.
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_in_a_generator_that_owns_a_suspended_generator() {
     common::in_child(
@@ -491,25 +513,42 @@ fn a_big_closure_on_the_default_stack() {
 /// with a big stack (the closure is moved around by value before it reaches the
 /// coroutine).
 fn big_closure_case<const N: usize>(stack_size: usize) {
+    on_a_big_stack(move || {
+        let mut big = [0u8; N];
+        big[0] = 1;
+        big[N - 1] = 2;
+        let mut g = Builder::new()
+            .stack_size(stack_size)
+            .generator(move |y: &YieldHandle<u64>, ()| {
+                y.yeet(big.iter().map(|&b| u64::from(b)).sum());
+                big.len()
+            })
+            .unwrap();
+        assert_eq!(resume(&mut g, ()), GeneratorState::Yielded(3));
+        assert_eq!(resume(&mut g, ()), GeneratorState::Complete(N));
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn on_a_big_stack(f: impl FnOnce() + Send + 'static) {
     std::thread::Builder::new()
         .stack_size(256 << 20)
-        .spawn(move || {
-            let mut big = [0u8; N];
-            big[0] = 1;
-            big[N - 1] = 2;
-            let mut g = Builder::new()
-                .stack_size(stack_size)
-                .generator(move |y: &YieldHandle<u64>, ()| {
-                    y.yeet(big.iter().map(|&b| u64::from(b)).sum());
-                    big.len()
-                })
-                .unwrap();
-            assert_eq!(resume(&mut g, ()), GeneratorState::Yielded(3));
-            assert_eq!(resume(&mut g, ()), GeneratorState::Complete(N));
-        })
+        .spawn(f)
         .unwrap()
         .join()
         .unwrap();
+}
+
+/// wasm32 has no threads (and its main shadow stack is 1 MiB): a coroutine with a
+/// big stack stands in for the thread. (16 MiB is plenty; growing the memory by
+/// 256 MiB at once sometimes crashes node 20's garbage collector.)
+#[cfg(target_arch = "wasm32")]
+fn on_a_big_stack(f: impl FnOnce() + Send + 'static) {
+    let mut g = Builder::new()
+        .stack_size(16 << 20)
+        .generator(move |_: &YieldHandle<()>, ()| f())
+        .unwrap();
+    assert_eq!(resume(&mut g, ()), GeneratorState::Complete(()));
 }
 
 // Closures of these sizes run in child processes: a stack overflow kills the process.
@@ -580,6 +619,8 @@ fn with_stack_runs_on_the_given_custom_stack() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn with_stack_dropped_while_suspended_frees_the_stack_after_unwinding() {
     let freed = Rc::new(Cell::new(false));
@@ -656,6 +697,8 @@ impl Drop for BadStack {
     }
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn with_stack_rejects_a_misaligned_or_too_small_stack_and_drops_it() {
     for top_offset in [BAD_STACK_ALLOC - 8, 2048] {
@@ -676,6 +719,8 @@ fn with_stack_rejects_a_misaligned_or_too_small_stack_and_drops_it() {
     }
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the cancellation unwind.
+#[cfg(panic = "unwind")]
 #[test]
 fn cancellation_caught_by_user_code_then_returning_completes_the_drop() {
     let drops = Drops::new();
@@ -698,6 +743,8 @@ fn cancellation_caught_by_user_code_then_returning_completes_the_drop() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the cancellation unwind.
+#[cfg(panic = "unwind")]
 #[test]
 fn cancellation_caught_by_user_code_then_yeet_again_panics_out_of_drop() {
     let drops = Drops::new();
@@ -724,6 +771,8 @@ fn cancellation_caught_by_user_code_then_yeet_again_panics_out_of_drop() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the cancellation unwind.
+#[cfg(panic = "unwind")]
 #[test]
 fn cancellation_caught_twice_and_yeet_panic_caught_too_completes_quietly() {
     let drops = Drops::new();
@@ -751,6 +800,8 @@ fn cancellation_caught_twice_and_yeet_panic_caught_too_completes_quietly() {
     drops.assert_all_dropped_once();
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the cancellation unwind.
+#[cfg(panic = "unwind")]
 #[test]
 fn cancellation_caught_then_yeet_while_the_thread_is_already_panicking() {
     common::in_child(
@@ -882,6 +933,8 @@ fn ten_levels_of_nested_generators() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn ten_levels_of_nested_generators_dropped_while_suspended_innermost() {
     fn nest<'a>(
@@ -930,6 +983,8 @@ fn yeet_in_a_destructor_during_normal_scope_exit_works() {
 
 const CHILD_YEET_IN_DROP: &str = "yeet_in_a_destructor_during_cancellation_aborts";
 
+// Not on wasm32: runs a child process (none on WASI) and needs the cancellation unwind.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn yeet_in_a_destructor_during_cancellation_aborts() {
     if common::is_child(CHILD_YEET_IN_DROP) {
@@ -982,20 +1037,24 @@ fn over_aligned_captures_and_values() {
 #[test]
 fn large_values_cross_in_both_directions() {
     const N: usize = 8192;
-    let mut g = StackfulGenerator::new(
-        |y: &YieldHandle<Box<[u64; N]>, [u64; N]>, first: [u64; N]| {
-            let mut r = first;
-            for round in 0..3u64 {
-                assert!(r.iter().enumerate().all(|(i, &v)| v == i as u64 + round));
-                let mut out = Box::new([0u64; N]);
-                for (o, v) in out.iter_mut().zip(r.iter()) {
-                    *o = v * 2;
-                }
-                r = y.yeet(out);
+    let body = |y: &YieldHandle<Box<[u64; N]>, [u64; N]>, first: [u64; N]| {
+        let mut r = first;
+        for round in 0..3u64 {
+            assert!(r.iter().enumerate().all(|(i, &v)| v == i as u64 + round));
+            let mut out = Box::new([0u64; N]);
+            for (o, v) in out.iter_mut().zip(r.iter()) {
+                *o = v * 2;
             }
-            r[N - 1]
-        },
-    );
+            r = y.yeet(out);
+        }
+        r[N - 1]
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut g = StackfulGenerator::new(body);
+    // wasm32's default coroutine stack is 256 KiB, too small for the 64 KiB copies a
+    // debug build makes of these values (it needs about 384 KiB): give it 1 MiB.
+    #[cfg(target_arch = "wasm32")]
+    let mut g = Builder::new().stack_size(1 << 20).generator(body).unwrap();
     for round in 0..3u64 {
         let mut arg = [0u64; N];
         for (i, v) in arg.iter_mut().enumerate() {
@@ -1050,6 +1109,8 @@ impl Drop for YieldOnDrop<'_> {
 /// the thread's panic count includes that panic, so the resumer sees
 /// `std::thread::panicking()`). Resuming it finishes the unwind and the original
 /// panic comes out.
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn yeet_in_a_destructor_during_a_panic_suspends_mid_unwind() {
     let drops = Drops::new();
@@ -1078,6 +1139,8 @@ fn yeet_in_a_destructor_during_a_panic_suspends_mid_unwind() {
 const CHILD_DROP_MID_UNWIND: &str =
     "dropping_a_generator_suspended_mid_unwind_aborts_with_a_message";
 
+// Not on wasm32: runs a child process (none on WASI) and needs unwinding.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn dropping_a_generator_suspended_mid_unwind_aborts_with_a_message() {
     if common::is_child(CHILD_DROP_MID_UNWIND) {

@@ -3,6 +3,9 @@
 //! a coroutine), with real IO: tokio TCP on 127.0.0.1, futures' `Cursor`, and the
 //! synchronous `serde_json` and `flate2` working on async sources.
 #![cfg(all(feature = "futures-io", feature = "tokio"))]
+// Without unwinding, threads or sockets (wasm32) the tests that need them are left
+// out, and with them some of the helpers and imports.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
 mod common;
 
@@ -23,6 +26,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+#[cfg(not(target_arch = "wasm32"))] // the TCP tests
 use tokio::net::{TcpListener, TcpStream};
 
 // ------------------------------------------------------------------------- helpers
@@ -280,6 +284,8 @@ fn sync_io_suspends_the_coroutine_on_a_pending_read() {
 
 /// Outside a coroutine the adapter blocks the thread until another thread provides
 /// the data.
+// Not on wasm32: needs a second thread.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn sync_io_blocks_outside_a_coroutine() {
     let (tx, rx) = futures::channel::mpsc::unbounded::<io::Result<Vec<u8>>>();
@@ -400,6 +406,8 @@ fn tokio_sync_io_suspends_on_a_chunked_source() {
 /// A line-based sync handler per connection, each one a coroutine on a `LocalSet`,
 /// with several clients at once; one of them sends a megabyte so that the server's
 /// writes (and the client's) really have to wait for the socket.
+// Not on wasm32: WASI preview 1 has no TCP sockets.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn tokio_tcp_sync_handlers_serve_concurrent_clients() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -475,6 +483,8 @@ fn tokio_tcp_sync_handlers_serve_concurrent_clients() {
 }
 
 /// JSON over gzip over TCP, parsed by the synchronous crates in a coroutine.
+// Not on wasm32: WASI preview 1 has no TCP sockets.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn tokio_tcp_gzip_json_parsed_by_sync_crates() {
     use tokio::io::AsyncWriteExt as _;
@@ -506,6 +516,8 @@ fn tokio_tcp_gzip_json_parsed_by_sync_crates() {
 
 /// Outside a coroutine, e.g. in `spawn_blocking`, the adapter blocks the thread while
 /// the runtime's workers drive the socket.
+// Not on wasm32: TCP sockets and tokio's multi-thread runtime.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn tokio_sync_io_blocks_in_spawn_blocking() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -559,6 +571,8 @@ fn async_reader_hands_a_sync_decoder_to_async_code() {
 
 /// The same over TCP: the decoder's coroutine suspends on the socket, and async code
 /// (`tokio::io::copy`) reads the decoded bytes.
+// Not on wasm32: WASI preview 1 has no TCP sockets.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn async_reader_over_tokio_tcp() {
     use tokio::io::AsyncWriteExt as _;
@@ -732,6 +746,8 @@ fn async_reader_errors() {
     assert!(format!("{reader:?}").contains("AsyncReader"));
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn async_reader_panic_propagates_then_reads_fail() {
     struct PanicsSecond(u32);
@@ -758,6 +774,8 @@ fn async_reader_panic_propagates_then_reads_fail() {
 
 /// Dropping it while a read waits unwinds the coroutine: the reader and the future
 /// it waits on are dropped.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn async_reader_dropped_mid_read_drops_the_reader_and_the_awaited_future() {
     struct Waits(Drops, #[allow(dead_code)] Token);
@@ -909,6 +927,8 @@ fn async_writer_gzip_encoder_into_a_futures_cursor() {
 
 /// The same over TCP with tokio: async code writes through the encoder, whose
 /// coroutine suspends on the socket; the peer decodes.
+// Not on wasm32: WASI preview 1 has no TCP sockets.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn async_writer_over_tokio_tcp() {
     use tokio::io::AsyncReadExt as _;
@@ -942,6 +962,8 @@ fn async_writer_over_tokio_tcp() {
 
 /// `serde_json::to_writer` in a coroutine into an `AsyncWriter`'s counterpart: a
 /// `SyncIo` over tokio TCP, with a `BufWriter`.
+// Not on wasm32: WASI preview 1 has no TCP sockets.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn serde_json_to_writer_over_tokio_tcp() {
     use tokio::io::AsyncReadExt as _;
@@ -1002,6 +1024,8 @@ fn async_writer_errors_are_reported_and_the_writer_goes_on() {
     assert_eq!(*data.borrow(), b"kept");
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn async_writer_panic_propagates_then_writes_fail() {
     struct Panics;
@@ -1023,6 +1047,8 @@ fn async_writer_panic_propagates_then_writes_fail() {
     assert!(block_on(w.close()).is_err());
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn async_writer_dropped_mid_write_drops_the_writer_and_the_awaited_future() {
     struct Waits(Drops, #[allow(dead_code)] Token);
@@ -1083,6 +1109,8 @@ fn async_writer_close_drops_the_writer_where_it_may_wait() {
 /// A `BufWriter` over a `SyncIo` in a coroutine that is dropped while it waits: the
 /// `BufWriter`'s drop flushes through the adapter during the unwind. The sink is
 /// ready, so the data gets written (one try without waiting).
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn unwinding_flush_through_sync_io_succeeds_when_ready() {
     in_child(
@@ -1106,6 +1134,8 @@ fn unwinding_flush_through_sync_io_succeeds_when_ready() {
 /// The same with a sink that is not ready: the flush fails (the `BufWriter` ignores
 /// it) instead of `wait` panicking inside a destructor during an unwind, which would
 /// abort the process.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn unwinding_flush_through_sync_io_fails_instead_of_aborting() {
     in_child(
@@ -1127,6 +1157,8 @@ fn unwinding_flush_through_sync_io_fails_instead_of_aborting() {
 
 /// A panic propagating through a coroutine: the adapter fails instead of suspending
 /// mid-unwind; the panic reaches the poller with its payload.
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn sync_io_during_a_panic_in_a_coroutine_does_not_suspend() {
     let gate = Gate::default();

@@ -1,5 +1,9 @@
 //! Many coroutines at once, on many threads, and the per-thread stack pool.
 
+// Without unwinding or threads (wasm32) the tests that need them are left out, and
+// with them some of the helpers and imports.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
+
 mod common;
 
 use futures::channel::oneshot;
@@ -23,8 +27,23 @@ fn resume<G: Generator<A> + Unpin, A>(g: &mut G, arg: A) -> GeneratorState<G::Yi
 }
 
 /// Runs `f` on a fresh thread (fresh thread-local pool) and returns its result.
+#[cfg(not(target_arch = "wasm32"))]
 fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     thread::spawn(f).join().unwrap()
+}
+
+/// wasm32 has no threads: runs `f` here with this thread's pool emptied and its limit
+/// at the default (as on a fresh thread), and empties the pool and restores the limit
+/// afterwards.
+#[cfg(target_arch = "wasm32")]
+fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let limit = thread_pool_limit();
+    clear_thread_pool();
+    set_thread_pool_limit(DEFAULT_POOL_LIMIT);
+    let r = f();
+    clear_thread_pool();
+    set_thread_pool_limit(limit);
+    r
 }
 
 #[test]
@@ -62,6 +81,8 @@ fn a_thousand_generators_suspended_at_once() {
     assert_eq!(live.get(), 0);
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops suspended coroutines (wasm leaks them).
+#[cfg(panic = "unwind")]
 #[test]
 fn a_thousand_futures_pending_at_once() {
     let mut senders = Vec::new();
@@ -99,6 +120,8 @@ fn a_thousand_futures_pending_at_once() {
 }
 
 /// (In a child process, so that an abort fails only this test.)
+// Needs unwinding (wasm32 is panic=abort): drops suspended coroutines (wasm leaks them).
+#[cfg(panic = "unwind")]
 #[test]
 fn a_thousand_mixed_coroutines_nested_and_dropped() {
     common::in_child("a_thousand_mixed_coroutines_nested_and_dropped", || {
@@ -145,6 +168,8 @@ fn a_thousand_mixed_coroutines_nested_and_dropped() {
     });
 }
 
+// Not on wasm32: needs threads.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn coroutines_on_eight_threads_at_once() {
     let total = Arc::new(AtomicUsize::new(0));
@@ -213,6 +238,8 @@ fn stack_marker_generator() -> StackfulGenerator<'static, usize, (), ()> {
     })
 }
 
+// Not on wasm32: needs a second thread.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn the_pool_limit_is_per_thread_and_defaults_to_default_pool_limit() {
     on_fresh_thread(|| {
@@ -224,6 +251,8 @@ fn the_pool_limit_is_per_thread_and_defaults_to_default_pool_limit() {
     });
 }
 
+// Needs unwinding (wasm32 is panic=abort): drops suspended generators to pool their stacks (wasm leaks them).
+#[cfg(panic = "unwind")]
 #[test]
 fn pooled_stacks_are_reused_up_to_the_limit() {
     on_fresh_thread(|| {
@@ -326,6 +355,8 @@ fn pooled_stacks_of_other_sizes_are_not_mixed_up() {
 /// Creating and dropping many coroutines does not leak stacks: with the pool disabled
 /// every stack is a new mapping, and leaked ones would exhaust the mapping limit
 /// (`vm.max_map_count`, 65530 by default, two mappings per stack).
+// Needs unwinding (wasm32 is panic=abort): drops suspended coroutines (wasm leaks them).
+#[cfg(panic = "unwind")]
 #[test]
 fn many_coroutines_created_and_dropped_in_sequence() {
     on_fresh_thread(|| {
@@ -363,7 +394,11 @@ fn default_stack_new_and_the_stack_trait() {
     assert!(s.size() >= 100_000);
     assert_eq!(top - bottom, s.size());
     assert_eq!(top % 16, 0);
+    #[cfg(not(target_arch = "wasm32"))]
     assert!(s.guard_size() > 0, "default stacks have a guard");
+    // wasm32 has no virtual memory, so no guard pages.
+    #[cfg(target_arch = "wasm32")]
+    assert_eq!(s.guard_size(), 0, "no guard on wasm32");
     // Whole pages (page sizes are multiples of 4 KiB; the guard may be several pages).
     assert_eq!(s.size() % 4096, 0, "whole pages");
     // The memory is usable.
@@ -393,6 +428,8 @@ fn default_stack_new_and_the_stack_trait() {
 
 /// Drops of coroutines kept in thread-locals run during thread exit, possibly after
 /// the stack pool's own thread-local is gone.
+// Not on wasm32: needs threads (and unwinding).
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn suspended_coroutines_in_thread_locals_are_unwound_at_thread_exit() {
     struct Count(Arc<AtomicUsize>);

@@ -2,6 +2,10 @@
 //! between items on real executors, drop mid-way, panics, fusing, combinators,
 //! nesting.
 
+// Without unwinding (wasm32) the tests that need it are left out, and with them
+// some of the helpers and imports.
+#![cfg_attr(not(panic = "unwind"), allow(dead_code, unused_imports))]
+
 mod common;
 
 use common::{panic_message, CountingWaker, Drops, HeapStack, Token};
@@ -233,6 +237,8 @@ fn wait_between_items_on_a_futures_local_pool() {
     assert_eq!(*got.borrow(), ["v0", "v1", "v2", "v3", "v4"]);
 }
 
+// Not on wasm32: needs a second thread.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn wait_between_items_on_futures_block_on_with_another_thread() {
     let (tx, rx) = std::sync::mpsc::channel::<futures::channel::oneshot::Sender<u32>>();
@@ -253,6 +259,8 @@ fn wait_between_items_on_futures_block_on_with_another_thread() {
     feeder.join().unwrap();
 }
 
+// Not on wasm32: smol is a native-only dev-dependency.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn smol_local_executor_runs_a_stream() {
     let ex = smol::LocalExecutor::new();
@@ -268,6 +276,8 @@ fn smol_local_executor_runs_a_stream() {
 
 /// Dropping the stream while it waits unwinds the closure: every value on its
 /// stack, the closure's captures and the awaited future are dropped.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_while_waiting_unwinds_the_closure_and_drops_the_awaited_future() {
     fn deep(n: u32, d: &Drops) {
@@ -304,6 +314,8 @@ fn drop_while_waiting_unwinds_the_closure_and_drops_the_awaited_future() {
 }
 
 /// Dropping it while suspended at an item unwinds the closure from `yield_item`.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn drop_at_an_item_unwinds_the_closure() {
     let drops = Drops::new();
@@ -349,6 +361,8 @@ fn drop_before_the_first_poll_drops_the_closure() {
 
 /// A panic propagates out of `poll_next` with the original payload, after the
 /// closure's stack was unwound; the stream is complete afterwards.
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_propagates_from_poll_next_with_its_payload() {
     let drops = Drops::new();
@@ -379,6 +393,8 @@ fn a_panic_propagates_from_poll_next_with_its_payload() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_through_an_executor_keeps_its_payload() {
     let err = panic::catch_unwind(|| {
@@ -397,6 +413,8 @@ fn a_panic_through_an_executor_keeps_its_payload() {
     );
 }
 
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_in_the_awaited_future_reaches_the_closure_first() {
     struct PanicOnPoll;
@@ -456,6 +474,8 @@ fn is_complete_tracks_the_closure() {
 }
 
 /// `take` stops polling after n items and drops the stream, unwinding the rest.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn take_stops_early_and_drops_the_rest() {
     let drops = Drops::new();
@@ -558,6 +578,8 @@ fn deeply_nested_streams() {
 }
 
 /// Dropping an outer stream while an inner one waits unwinds both.
+// Needs unwinding (wasm32 is panic=abort): drops a suspended coroutine (wasm leaks it).
+#[cfg(panic = "unwind")]
 #[test]
 fn dropping_nested_streams_unwinds_both() {
     let drops = Drops::new();
@@ -723,6 +745,8 @@ fn many_streams_interleaved() {
 ///
 /// (Before the fix, it was not refused, and the stale write corrupted the stack of
 /// whoever called the second `poll_next`.)
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn yield_item_inside_a_poll_that_wait_is_polling_is_refused() {
     #[inline(never)]
@@ -762,6 +786,8 @@ fn yield_item_inside_a_poll_that_wait_is_polling_is_refused() {
 
 /// `yield_item` from inside a `stackful` future that the stream is polling (with
 /// `wait`) is refused: the future's poll would be left half-done.
+// Needs unwinding (wasm32 is panic=abort): catches the panic.
+#[cfg(panic = "unwind")]
 #[test]
 fn yield_item_from_inside_a_nested_stackful_future_panics() {
     let mut s = stream(|y: &StreamHandle<u32>| {

@@ -31,12 +31,12 @@ extern "C" {
 pub(crate) const FLAGS_BELOW_LINK: usize = 1;
 /// Offset (in words) from the link slot down to the resumed-poll-state word.
 pub(crate) const RESUMER_BELOW_LINK: usize = 2;
-/// Bytes from the 16-aligned fiber top down to the record (`link`): the record's six
-/// words are `link .. link + 24`.
-pub(crate) const LINK_BELOW_TOP: usize = 32;
+/// Bytes from the 16-aligned fiber top down to the record (`link`): the record's
+/// eight words are `link .. link + 32`.
+pub(crate) const LINK_BELOW_TOP: usize = 40;
 /// Bytes reserved at the top of a fiber stack: the record, the two Rust words below
 /// it, padding; the shadow stack starts below them (16-aligned).
-pub(crate) const TOP_RESERVED: usize = 48;
+pub(crate) const TOP_RESERVED: usize = 64;
 
 /// The word written just above the save buffer (asm/wasm32.s checks it at every
 /// switch out of a coroutine).
@@ -48,8 +48,13 @@ const MIN_SHADOW_STACK: usize = 4096;
 
 /// Record word offsets (in words from `link`), as in asm/wasm32.s.
 const SAVED_SP: usize = 0;
+const RESUMER_SP: usize = 1;
+const PARENT: usize = 2;
+const CHILD: usize = 3;
 const ENTRY: usize = 4;
-const DATA: usize = 5;
+const CUR: usize = 5;
+const END: usize = 6;
+const BUF: usize = 7;
 
 /// Sets up the record of a fresh coroutine whose stack is `bottom..top` (`top` is the
 /// 16-aligned fiber top) and carves its save buffer of `save` bytes (rounded down to
@@ -65,8 +70,8 @@ pub(crate) unsafe fn init_stack(
     save: usize,
     entry: EntryFn,
 ) -> io::Result<()> {
-    let data = (bottom + 7) & !7;
-    let end = (data + 8).saturating_add(save) & !3;
+    let buf = (bottom + 7) & !7;
+    let end = buf.saturating_add(save) & !3;
     let shadow_top = top - TOP_RESERVED;
     if save < 64 || end.saturating_add(CANARY_GAP + MIN_SHADOW_STACK) > shadow_top {
         return Err(io::Error::new(
@@ -81,16 +86,15 @@ pub(crate) unsafe fn init_stack(
     }
     // SAFETY: all these words lie in `bottom..top` (checked above), which is ours.
     unsafe {
-        let data = data as *mut usize;
-        data.write(data as usize + 8);
-        data.add(1).write(end);
         (end as *mut u32).write(CANARY);
         link.add(SAVED_SP).write(shadow_top);
-        link.add(1).write(0);
-        link.add(2).write(0);
-        link.add(3).write(0);
+        link.add(RESUMER_SP).write(0);
+        link.add(PARENT).write(0);
+        link.add(CHILD).write(0);
         link.add(ENTRY).write(entry as usize);
-        link.add(DATA).write(data as usize);
+        link.add(CUR).write(buf);
+        link.add(END).write(end);
+        link.add(BUF).write(buf);
     }
     Ok(())
 }

@@ -192,10 +192,8 @@ impl<T: futures_io::AsyncSeek + Unpin> Seek for SyncIo<T> {
 ///
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 /// rt.block_on(async {
-///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-///     let addr = listener.local_addr()?;
-///     let client = tokio::net::TcpStream::connect(addr).await?;
-///     let (server, _) = listener.accept().await?;
+///     // An in-memory pipe (a `TcpStream` works the same way).
+///     let (client, server) = tokio::io::duplex(64);
 ///     // A synchronous echo of one line, on a coroutine.
 ///     let echo = stackful::stackful(move || {
 ///         let mut conn = BufReader::new(TokioSyncIo::new(server));

@@ -137,6 +137,9 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Under qemu-user (cross-testing) the test binary cannot be executed directly; then
 /// it is run through `$STACKFUL_TEST_RUNNER` (whitespace-separated), by default
 /// `qemu-<arch> -L /usr/<arch>-linux-gnu`.
+///
+/// Not on wasm32: WASI has no processes (`std::process::Command` always fails).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_child(name: &str) -> (std::process::ExitStatus, String) {
     let exe = std::env::current_exe().expect("current_exe");
     let run = |program: &str, pre: &[String]| {
@@ -183,7 +186,21 @@ pub fn is_child(name: &str) -> bool {
 
 /// Runs `f` in a child process (the test named `name`, which must call this), so that
 /// a crash fails only this test; panics unless the child succeeded.
+///
+/// On wasm32 there are no processes: `f` runs in this process (a crash there aborts
+/// the whole test binary, which fails the run all the same).
 pub fn in_child(name: &str, f: impl FnOnce()) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = name;
+        f();
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    in_child_process(name, f);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn in_child_process(name: &str, f: impl FnOnce()) {
     if is_child(name) {
         f();
         return;
@@ -243,7 +260,8 @@ impl Drop for HeapStack {
 
 /// Whether a child process ended by `std::process::abort`: `SIGABRT` on Unix; on
 /// Windows `abort` ends the process with `__fastfail`, whose exit code is
-/// `STATUS_STACK_BUFFER_OVERRUN` (0xC0000409).
+/// `STATUS_STACK_BUFFER_OVERRUN` (0xC0000409). Not on wasm32 (no child processes).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn aborted(status: &std::process::ExitStatus) -> bool {
     #[cfg(unix)]
     {
@@ -258,7 +276,8 @@ pub fn aborted(status: &std::process::ExitStatus) -> bool {
 
 /// Whether a child process was killed by a fault or an abort: a signal on Unix, an
 /// NTSTATUS error (0xC0000000 and above, e.g. `STATUS_STACK_OVERFLOW`) as the exit
-/// code on Windows.
+/// code on Windows. Not on wasm32 (no child processes).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn killed(status: &std::process::ExitStatus) -> bool {
     #[cfg(unix)]
     {
