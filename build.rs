@@ -12,6 +12,8 @@ const SUPPORTED: &[(&str, &str)] = &[
     ("aarch64", "asm/aarch64.S"),
     ("riscv64", "asm/riscv64.S"),
     ("x86", "asm/x86.S"),
+    // Through Binaryen's Asyncify: the module must then go through `wasm-opt --asyncify`.
+    ("wasm32", "asm/wasm32.s"),
 ];
 
 /// Windows (another ABI, and the switch also swaps the TIB's stack fields).

@@ -95,6 +95,25 @@ pub(crate) const RESUMER_BELOW_LINK: usize = 2;
 /// LINK, flags, padding).
 pub(crate) const TOP_RESERVED: usize = 32;
 
+/// Bytes from the 16-aligned fiber top down to the LINK slot.
+pub(crate) const LINK_BELOW_TOP: usize = 16;
+
+/// Nothing to set up natively: the assembly needs only the flags word, which
+/// `Fiber::new` initialises (wasm32 has a record and a save buffer to carve here).
+///
+/// # Safety
+/// None natively; see `src/arch/wasm32.rs` for the contract there.
+#[inline(always)]
+pub(crate) unsafe fn init_stack(
+    _link: *mut usize,
+    _top: usize,
+    _bottom: usize,
+    _save: usize,
+    _entry: EntryFn,
+) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Starts `entry(arg, link)` on the stack whose highest address is `top`.
 ///
 /// # Safety

@@ -2,7 +2,7 @@
 
 use crate::future::StackfulFuture;
 use crate::generator::{StackfulGenerator, YieldHandle};
-use crate::stack::{StackStorage, DEFAULT_STACK_SIZE};
+use crate::stack::{StackStorage, DEFAULT_SAVE_BUFFER_SIZE, DEFAULT_STACK_SIZE};
 use crate::stream::{StackfulStream, StreamHandle};
 use std::io;
 
@@ -21,6 +21,7 @@ use std::io;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Builder {
     stack_size: usize,
+    save_buffer_size: usize,
 }
 
 impl Default for Builder {
@@ -35,6 +36,7 @@ impl Builder {
     pub const fn new() -> Self {
         Builder {
             stack_size: DEFAULT_STACK_SIZE,
+            save_buffer_size: DEFAULT_SAVE_BUFFER_SIZE,
         }
     }
 
@@ -51,6 +53,31 @@ impl Builder {
         self.stack_size
     }
 
+    /// wasm32 only (ignored natively): sets the size in bytes of the coroutine's
+    /// Asyncify save buffer, [`DEFAULT_SAVE_BUFFER_SIZE`](crate::stack::DEFAULT_SAVE_BUFFER_SIZE)
+    /// unless set. It is allocated next to the stack, in addition to
+    /// [`stack_size`](Builder::stack_size).
+    ///
+    /// Suspending a coroutine on wasm unwinds its frames into this buffer: it must hold
+    /// the wasm locals of every frame between the coroutine's entry and the suspension
+    /// point (and of the frames of coroutines nested inside it that a `wait` suspends
+    /// along with it). If it is too small the process aborts with a message naming the
+    /// bytes needed and this method. [`stack::stats`](crate::stack::stats) reports the
+    /// largest amount used so far (`save_buffer_peak`).
+    pub const fn save_buffer_size(mut self, bytes: usize) -> Self {
+        self.save_buffer_size = bytes;
+        self
+    }
+
+    /// The configured save-buffer size.
+    pub const fn get_save_buffer_size(&self) -> usize {
+        self.save_buffer_size
+    }
+
+    fn stack(&self) -> io::Result<StackStorage<'static>> {
+        StackStorage::default_with_size(self.stack_size, self.save_buffer_size)
+    }
+
     /// Creates a [`StackfulFuture`] running `f`.
     ///
     /// # Errors
@@ -61,7 +88,7 @@ impl Builder {
     where
         F: FnOnce() -> T + 'a,
     {
-        StackfulFuture::on_stack(StackStorage::default_with_size(self.stack_size)?, f)
+        StackfulFuture::on_stack(self.stack()?, f)
     }
 
     /// Creates a [`StackfulGenerator`] running `f`.
@@ -75,7 +102,7 @@ impl Builder {
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
-        StackfulGenerator::on_stack(StackStorage::default_with_size(self.stack_size)?, f)
+        StackfulGenerator::on_stack(self.stack()?, f)
     }
 
     /// Creates a [`StackfulStream`] running `f`.
@@ -86,6 +113,6 @@ impl Builder {
     where
         F: FnOnce(&StreamHandle<T>) + 'a,
     {
-        StackfulStream::on_stack(StackStorage::default_with_size(self.stack_size)?, f)
+        StackfulStream::on_stack(self.stack()?, f)
     }
 }

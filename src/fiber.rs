@@ -34,7 +34,9 @@
 //! stack.bottom() -> +---------------------------+
 //! ```
 
-use crate::arch::{self, EntryFn, FLAGS_BELOW_LINK, RESUMER_BELOW_LINK, TOP_RESERVED};
+use crate::arch::{
+    self, EntryFn, FLAGS_BELOW_LINK, LINK_BELOW_TOP, RESUMER_BELOW_LINK, TOP_RESERVED,
+};
 use crate::stack::StackStorage;
 use std::any::Any;
 use std::io;
@@ -166,7 +168,18 @@ impl<'a> Fiber<'a> {
         let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
         let fiber_top = closure & !15;
         debug_assert!(fiber_top - TOP_RESERVED > bottom + 2048);
-        let link = (fiber_top - 16) as *mut usize;
+        let link = (fiber_top - LINK_BELOW_TOP) as *mut usize;
+        // SAFETY: the reserved words below `fiber_top` and `bottom..fiber_top` lie inside
+        // the stack, which is ours and unused.
+        unsafe {
+            arch::init_stack(
+                link,
+                fiber_top,
+                bottom,
+                stack.save_area(),
+                entry::<F, T>,
+            )?
+        };
         // SAFETY: `closure..top` and the reserved words below `fiber_top` lie inside the
         // stack (checked above: the closure takes at most 1/8 of it) and are unused.
         unsafe {
@@ -228,7 +241,7 @@ impl<'a> Fiber<'a> {
             unsafe {
                 arch::enter(
                     &start as *const Start as usize,
-                    self.link as usize + 16,
+                    self.link as usize + LINK_BELOW_TOP,
                     self.entry,
                 )
             }
@@ -398,6 +411,7 @@ pub(crate) unsafe fn take_panic(msg: *mut Message) -> Box<dyn Any + Send> {
 }
 
 /// Whether a panic payload is the private cancellation payload.
+#[cfg_attr(not(panic = "unwind"), allow(dead_code))] // only cancellation unwinds use it
 pub(crate) fn is_cancel_payload(payload: &(dyn Any + Send)) -> bool {
     payload.is::<Cancelled>()
 }

@@ -210,6 +210,8 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+// wasm32 switches through Binaryen's Asyncify instead (asm/wasm32.s).
+#[cfg_attr(target_arch = "wasm32", path = "arch/wasm32.rs")]
 mod arch;
 mod block_on;
 mod builder;

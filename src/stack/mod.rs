@@ -23,7 +23,9 @@
 use std::io;
 use std::ptr::NonNull;
 
-#[cfg(unix)]
+#[cfg(target_arch = "wasm32")]
+mod heap;
+#[cfg(all(unix, not(target_arch = "wasm32")))]
 mod mmap;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod overflow;
@@ -65,14 +67,18 @@ pub(crate) fn untrack_mapped(bottom: usize, valgrind_id: usize) {
     MAPPED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-#[cfg(unix)]
+#[cfg(target_arch = "wasm32")]
+pub use heap::DefaultStack;
+#[cfg(all(unix, not(target_arch = "wasm32")))]
 pub use mmap::DefaultStack;
 #[cfg(windows)]
 pub use windows::DefaultStack;
 #[cfg(windows)]
 pub(crate) use windows::StackTib;
-#[cfg(not(any(unix, windows)))]
-compile_error!("stackful supports Unix-like targets (Linux, macOS, the BSDs) and Windows");
+#[cfg(not(any(unix, windows, target_arch = "wasm32")))]
+compile_error!(
+    "stackful supports Unix-like targets (Linux, macOS, the BSDs), Windows and wasm32"
+);
 
 pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
 
@@ -88,6 +94,11 @@ pub struct Stats {
     /// Stacks leaked because a suspended coroutine could not be unwound (see
     /// [`leaked_stacks`](crate::leaked_stacks)).
     pub leaked: usize,
+    /// wasm32: the most bytes any coroutine's Asyncify save buffer has held so far in
+    /// the process (a guide for
+    /// [`Builder::save_buffer_size`](crate::Builder::save_buffer_size)). Always 0
+    /// natively.
+    pub save_buffer_peak: usize,
 }
 
 /// The current values of the stack allocator's counters.
@@ -104,6 +115,10 @@ pub fn stats() -> Stats {
         mapped: MAPPED.load(std::sync::atomic::Ordering::Relaxed),
         pooled_on_this_thread: pool::thread_pool_len(),
         leaked: crate::leaked_stacks(),
+        #[cfg(target_arch = "wasm32")]
+        save_buffer_peak: crate::arch::save_buffer_peak(),
+        #[cfg(not(target_arch = "wasm32"))]
+        save_buffer_peak: 0,
     }
 }
 
@@ -112,7 +127,22 @@ pub fn stats() -> Stats {
 ///
 /// Only touched pages use memory; a coroutine that suspends after a few calls uses
 /// a page or two of it.
+#[cfg(not(target_arch = "wasm32"))]
 pub const DEFAULT_STACK_SIZE: usize = 2 * 1024 * 1024;
+
+/// Usable size of a coroutine stack when none is given. On wasm32 the stack holds only
+/// the shadow stack (LLVM's stack for address-taken locals; wasm locals and return
+/// addresses live in the engine), so it is smaller than natively: 256 KiB. It comes
+/// from the allocator, in addition to the save buffer ([`DEFAULT_SAVE_BUFFER_SIZE`]).
+#[cfg(target_arch = "wasm32")]
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Size of a coroutine's Asyncify save buffer on wasm32 when none is given: 64 KiB.
+/// Suspending a coroutine saves the wasm locals of each of its frames there (a few
+/// dozen bytes per frame in optimised builds, hundreds in debug builds); an overflow
+/// is reported with a message naming
+/// [`Builder::save_buffer_size`](crate::Builder::save_buffer_size). Unused natively.
+pub const DEFAULT_SAVE_BUFFER_SIZE: usize = 64 * 1024;
 
 /// Smallest usable stack size accepted by [`Builder::stack_size`](crate::Builder::stack_size)
 /// (smaller requests are raised to it): 16 KiB. Leave room above it for what the
@@ -152,15 +182,31 @@ pub unsafe trait Stack {
 
 /// The stack a coroutine owns: a pooled default stack or a custom one.
 pub(crate) enum StackStorage<'a> {
-    #[cfg(any(unix, windows))]
     Pooled(pool::PooledStack),
     Custom(Box<dyn Stack + 'a>),
 }
 
 impl<'a> StackStorage<'a> {
     /// A default stack of at least `size` usable bytes, from the pool when possible.
-    pub(crate) fn default_with_size(size: usize) -> io::Result<Self> {
-        Ok(StackStorage::Pooled(pool::PooledStack::take(size)?))
+    /// On wasm32 a save buffer of `save` bytes is allocated below those bytes (see
+    /// [`save_area`](StackStorage::save_area)); natively `save` is ignored.
+    pub(crate) fn default_with_size(size: usize, save: usize) -> io::Result<Self> {
+        Ok(StackStorage::Pooled(pool::PooledStack::take(size, save)?))
+    }
+
+    /// Bytes at the bottom of the stack that the wasm32 backend uses as the
+    /// coroutine's Asyncify save buffer (0 natively): what the builder asked for on a
+    /// default stack, and [`DEFAULT_SAVE_BUFFER_SIZE`] (at most a quarter of the
+    /// stack) on a custom one.
+    #[inline]
+    pub(crate) fn save_area(&self) -> usize {
+        #[cfg(target_arch = "wasm32")]
+        match self {
+            StackStorage::Pooled(s) => s.save(),
+            StackStorage::Custom(_) => DEFAULT_SAVE_BUFFER_SIZE.min((self.top() - self.bottom()) / 4),
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        0
     }
 
     /// A custom stack; prepares the calling thread for overflow reports.
@@ -172,7 +218,6 @@ impl<'a> StackStorage<'a> {
     #[inline]
     pub(crate) fn top(&self) -> usize {
         match self {
-            #[cfg(any(unix, windows))]
             StackStorage::Pooled(s) => s.top().as_ptr() as usize,
             StackStorage::Custom(s) => s.top().as_ptr() as usize,
         }
@@ -181,7 +226,6 @@ impl<'a> StackStorage<'a> {
     #[inline]
     pub(crate) fn bottom(&self) -> usize {
         match self {
-            #[cfg(any(unix, windows))]
             StackStorage::Pooled(s) => s.bottom().as_ptr() as usize,
             StackStorage::Custom(s) => s.bottom().as_ptr() as usize,
         }
@@ -211,11 +255,14 @@ pub(crate) fn page_size() -> usize {
     if cached != 0 {
         return cached;
     }
-    #[cfg(unix)]
+    #[cfg(all(unix, not(target_arch = "wasm32")))]
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     #[cfg(windows)]
     let size = windows::system_page_size() as isize;
+    // No pages to protect on wasm; stacks are rounded to 4 KiB units.
+    #[cfg(target_arch = "wasm32")]
+    let size = 4096isize;
     let size = if size > 0 { size as usize } else { 4096 };
     PAGE_SIZE.store(size, Ordering::Relaxed);
     size

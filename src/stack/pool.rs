@@ -57,12 +57,27 @@ pub fn clear_thread_pool() {
 }
 
 /// A default stack that goes back to the current thread's pool when dropped.
-pub(crate) struct PooledStack(ManuallyDrop<DefaultStack>);
+pub(crate) struct PooledStack {
+    stack: ManuallyDrop<DefaultStack>,
+    /// wasm32: bytes at the bottom set aside for the save buffer.
+    #[cfg(target_arch = "wasm32")]
+    save: usize,
+}
 
 impl PooledStack {
     /// A stack with `size` usable bytes (after rounding): from the pool if one of that
-    /// size is cached, otherwise freshly mapped.
-    pub(crate) fn take(size: usize) -> io::Result<Self> {
+    /// size is cached, otherwise freshly mapped. On wasm32, `save` more bytes are
+    /// allocated below them for the coroutine's save buffer; natively it is ignored.
+    pub(crate) fn take(size: usize, save: usize) -> io::Result<Self> {
+        #[cfg(target_arch = "wasm32")]
+        let size = size.max(super::MIN_STACK_SIZE).checked_add(save).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("stackful: a save buffer of {save} bytes is too large"),
+            )
+        })?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = save;
         let size = round_stack_size(size)?;
         let cached = POOL
             .try_with(|p| {
@@ -84,24 +99,35 @@ impl PooledStack {
                 DefaultStack::new(size)?
             }
         };
-        Ok(PooledStack(ManuallyDrop::new(stack)))
+        Ok(PooledStack {
+            stack: ManuallyDrop::new(stack),
+            #[cfg(target_arch = "wasm32")]
+            save,
+        })
     }
 
     #[inline]
     pub(crate) fn top(&self) -> NonNull<u8> {
-        self.0.top()
+        self.stack.top()
     }
 
     #[inline]
     pub(crate) fn bottom(&self) -> NonNull<u8> {
-        self.0.bottom()
+        self.stack.bottom()
+    }
+
+    /// wasm32: the save buffer's share of the stack.
+    #[cfg(target_arch = "wasm32")]
+    #[inline]
+    pub(crate) fn save(&self) -> usize {
+        self.save
     }
 }
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
         // SAFETY: taken exactly once, here.
-        let stack = unsafe { ManuallyDrop::take(&mut self.0) };
+        let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
         let mut stack = Some(stack);
         let _ = POOL.try_with(|p| {
             if let Ok(mut p) = p.try_borrow_mut() {

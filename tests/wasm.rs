@@ -1,0 +1,320 @@
+//! wasm32-only behaviour of the Asyncify backend (asm/wasm32.s): what happens when a
+//! suspended coroutine is dropped under panic=abort, deep recursion inside a
+//! coroutine, the save-buffer and shadow-stack overflow reports, and the message for
+//! a module that was not processed by `wasm-opt --asyncify`.
+//!
+//! The tests that end in an abort run in a child process that `.ci/wasi-run.mjs`
+//! starts for them (libtest on wasm cannot spawn processes): `child` below calls the
+//! runner's `stackful_test.run_child` import, so this test binary only runs under
+//! `.ci/wasm-runner` (which `cargo test --target wasm32-wasip1` uses).
+#![cfg(target_arch = "wasm32")]
+
+use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
+use stackful::{stackful, wait, Builder};
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+#[link(wasm_import_module = "stackful_test")]
+extern "C" {
+    /// Provided by `.ci/wasi-run.mjs`; see there.
+    fn run_child(
+        args_ptr: *const u8,
+        args_len: usize,
+        raw: u32,
+        env_ptr: *const u8,
+        env_len: usize,
+        out_ptr: *mut u8,
+        out_cap: usize,
+        out_len: *mut usize,
+    ) -> i32;
+}
+
+/// Runs the test `name` of this binary in a child process (the asyncified module, or
+/// with `raw` the module as cargo built it, with do-nothing asyncify imports);
+/// returns its exit status and its stderr + stdout.
+fn child(name: &str, raw: bool) -> (i32, String) {
+    let args = format!("{name}\0--exact\0--nocapture\0--test-threads=1");
+    let env = format!("STACKFUL_TEST_CHILD={name}");
+    let mut out = vec![0u8; 1 << 16];
+    let mut len = 0usize;
+    // SAFETY: every pointer is valid for the length given; the import writes at most
+    // `out.len()` bytes to `out` and one usize to `len`.
+    let status = unsafe {
+        run_child(
+            args.as_ptr(),
+            args.len(),
+            raw as u32,
+            env.as_ptr(),
+            env.len(),
+            out.as_mut_ptr(),
+            out.len(),
+            &mut len,
+        )
+    };
+    out.truncate(len.min(out.len()));
+    (status, String::from_utf8_lossy(&out).into_owned())
+}
+
+fn is_child(name: &str) -> bool {
+    std::env::var("STACKFUL_TEST_CHILD").as_deref() == Ok(name)
+}
+
+/// The exit status `.ci/wasi-run.mjs` reports for a trap (`abort()` is one in WASI).
+const TRAPPED: i32 = 134;
+
+/// A future that is pending `n` times (waking itself each time).
+struct PendingTimes(usize);
+
+impl Future for PendingTimes {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            Poll::Ready(())
+        } else {
+            self.0 -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+struct SetOnDrop(Rc<Cell<bool>>);
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn dropping_a_suspended_generator_leaks_its_stack_instead_of_aborting() {
+    let dropped = Rc::new(Cell::new(false));
+    let before = stackful::leaked_stacks();
+    let stats_before = stackful::stack::stats();
+    let d = dropped.clone();
+    let mut gen = StackfulGenerator::new(move |y: &YieldHandle<u32, ()>, ()| {
+        let _guard = SetOnDrop(d);
+        y.yeet(1);
+        y.yeet(2);
+    });
+    assert_eq!(Pin::new(&mut gen).resume(()), GeneratorState::Yielded(1));
+    drop(gen);
+    // panic=abort: the coroutine cannot be unwound, so nothing on its stack is dropped
+    // (a pinned value there may still be referenced) and the stack is leaked.
+    assert!(!dropped.get(), "a destructor ran on a leaked stack");
+    assert_eq!(stackful::leaked_stacks(), before + 1);
+    let stats = stackful::stack::stats();
+    assert_eq!(stats.leaked, stats_before.leaked + 1);
+    // The process goes on, and new coroutines work.
+    let mut gen = StackfulGenerator::new(|y: &YieldHandle<u32, ()>, ()| y.yeet(7));
+    assert_eq!(Pin::new(&mut gen).resume(()), GeneratorState::Yielded(7));
+    assert_eq!(Pin::new(&mut gen).resume(()), GeneratorState::Complete(()));
+}
+
+#[test]
+fn dropping_a_pending_stackful_future_leaks_its_stack() {
+    let before = stackful::leaked_stacks();
+    let mut fut = Box::pin(stackful(|| {
+        wait(PendingTimes(3));
+        5
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    drop(fut);
+    assert_eq!(stackful::leaked_stacks(), before + 1);
+    // A finished one is not leaked.
+    let fut = stackful(|| 5);
+    assert_eq!(futures::executor::block_on(fut), 5);
+    assert_eq!(stackful::leaked_stacks(), before + 1);
+}
+
+/// Recurses `depth` frames, yields at the bottom, and sums on the way back up.
+fn descend(y: &YieldHandle<usize, usize>, depth: usize) -> usize {
+    if depth == 0 {
+        return y.yeet(0);
+    }
+    let below = descend(y, black_box(depth - 1));
+    black_box(below + depth)
+}
+
+#[test]
+fn deep_recursion_suspends_and_resumes_intact() {
+    for depth in [1, 10, 100, 1000, 5000] {
+        let mut gen = Builder::new()
+            .stack_size(1024 * 1024)
+            .save_buffer_size(4 * 1024 * 1024)
+            .generator(move |y: &YieldHandle<usize, usize>, _: usize| descend(y, depth))
+            .unwrap();
+        assert_eq!(
+            Pin::new(&mut gen).resume(0),
+            GeneratorState::Yielded(0),
+            "depth {depth}"
+        );
+        let peak = stackful::stack::stats().save_buffer_peak;
+        assert!(peak > 0);
+        assert_eq!(
+            Pin::new(&mut gen).resume(1),
+            GeneratorState::Complete(1 + depth * (depth + 1) / 2),
+            "depth {depth}"
+        );
+    }
+    // Every frame's locals went through the save buffer: the peak grows with depth.
+    assert!(
+        stackful::stack::stats().save_buffer_peak > 5000 * 8,
+        "peak {}",
+        stackful::stack::stats().save_buffer_peak
+    );
+}
+
+#[test]
+fn wait_suspends_through_nested_generators_and_futures() {
+    // A `wait` three coroutines deep (future > generator > future) suspends all of
+    // them; each one's frames go to its own save buffer and come back.
+    let fut = stackful(|| {
+        let mut gen = StackfulGenerator::new(|y: &YieldHandle<u32, ()>, ()| {
+            let inner = stackful(|| {
+                wait(PendingTimes(2));
+                40
+            });
+            let v = wait(inner);
+            y.yeet(v);
+            wait(PendingTimes(1));
+            v + 2
+        });
+        let mut out = Vec::new();
+        loop {
+            match Pin::new(&mut gen).resume(()) {
+                GeneratorState::Yielded(v) => out.push(v),
+                GeneratorState::Complete(v) => {
+                    out.push(v);
+                    break out;
+                }
+            }
+        }
+    });
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut pendings = 0;
+    let out = loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => break v,
+            Poll::Pending => pendings += 1,
+        }
+    };
+    assert_eq!(out, vec![40, 42]);
+    assert_eq!(pendings, 3);
+}
+
+#[test]
+fn thousand_suspended_coroutines() {
+    let mut gens: Vec<_> = (0..1000u32)
+        .map(|i| {
+            Builder::new()
+                .stack_size(16 * 1024)
+                .save_buffer_size(4 * 1024)
+                .generator(move |y: &YieldHandle<u32, u32>, r: u32| {
+                    let r = y.yeet(i + r);
+                    i * r
+                })
+                .unwrap()
+        })
+        .collect();
+    for (i, g) in gens.iter_mut().enumerate() {
+        assert_eq!(Pin::new(g).resume(1), GeneratorState::Yielded(i as u32 + 1));
+    }
+    for (i, g) in gens.iter_mut().enumerate().rev() {
+        assert_eq!(Pin::new(g).resume(3), GeneratorState::Complete(i as u32 * 3));
+    }
+}
+
+#[test]
+fn builder_rejects_a_save_buffer_that_does_not_fit() {
+    let err = Builder::new()
+        .save_buffer_size(16)
+        .generator(|_: &YieldHandle<(), ()>, ()| ())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("save buffer"), "{err}");
+}
+
+const SAVE_OVERFLOW: &str = "save_buffer_overflow_is_reported_by_name";
+
+#[test]
+fn save_buffer_overflow_is_reported_by_name() {
+    if is_child(SAVE_OVERFLOW) {
+        // 100 frames do not fit in 256 bytes.
+        let mut gen = Builder::new()
+            .save_buffer_size(256)
+            .generator(|y: &YieldHandle<usize, usize>, _: usize| descend(y, 100))
+            .unwrap();
+        let _ = Pin::new(&mut gen).resume(0);
+        unreachable!("the overflowing suspension returned");
+    }
+    let (status, out) = child(SAVE_OVERFLOW, false);
+    assert_eq!(status, TRAPPED, "{out}");
+    assert!(
+        out.contains("asyncify save buffer overflowed")
+            && out.contains("bytes but the buffer holds 256")
+            && out.contains("Builder::save_buffer_size"),
+        "{out}"
+    );
+}
+
+const STACK_OVERFLOW: &str = "shadow_stack_overflow_is_reported_at_the_next_switch";
+
+#[inline(never)]
+fn eat_stack(y: &YieldHandle<(), ()>, depth: usize) -> u8 {
+    let mut block = [depth as u8; 1024];
+    black_box(&mut block);
+    if depth == 0 {
+        y.yeet(());
+        return block[7];
+    }
+    eat_stack(y, depth - 1).wrapping_add(block[3])
+}
+
+#[test]
+fn shadow_stack_overflow_is_reported_at_the_next_switch() {
+    if is_child(STACK_OVERFLOW) {
+        // ~24 KiB of 1 KiB frames on a 16 KiB stack: it runs into the canary below
+        // the shadow stack (and the save buffer below that, which is unused while the
+        // coroutine runs), and the next suspension reports it.
+        let mut gen = Builder::new()
+            .stack_size(16 * 1024)
+            .generator(|y: &YieldHandle<(), ()>, ()| {
+                eat_stack(y, 24);
+            })
+            .unwrap();
+        let _ = Pin::new(&mut gen).resume(());
+        unreachable!("the overflow was not detected");
+    }
+    let (status, out) = child(STACK_OVERFLOW, false);
+    assert_eq!(status, TRAPPED, "{out}");
+    assert!(out.contains("coroutine stack overflow"), "{out}");
+}
+
+const NOT_ASYNCIFIED: &str = "a_module_without_asyncify_fails_at_the_first_switch_by_name";
+
+#[test]
+fn a_module_without_asyncify_fails_at_the_first_switch_by_name() {
+    if is_child(NOT_ASYNCIFIED) {
+        let mut gen = StackfulGenerator::new(|y: &YieldHandle<u32, ()>, ()| {
+            y.yeet(1);
+        });
+        let _ = Pin::new(&mut gen).resume(());
+        unreachable!("a switch returned in a module without asyncify");
+    }
+    // The module as cargo built it, given asyncify imports that do nothing (what a
+    // host that provides them, or a partial instrumentation, amounts to).
+    let (status, out) = child(NOT_ASYNCIFIED, true);
+    assert_eq!(status, TRAPPED, "{out}");
+    assert!(
+        out.contains("was not instrumented by Binaryen's asyncify")
+            && out.contains("wasm-opt --asyncify"),
+        "{out}"
+    );
+}
