@@ -2,8 +2,8 @@
 # stackful in the browser: build, serve and test the demo.
 #
 #   ./run.sh serve [PORT]   build (release) and serve it on http://127.0.0.1:PORT/ (8000)
-#   ./run.sh build [--debug]  build into dist/: cargo -> wasm-opt --asyncify
-#                           -> wasm-bindgen --target web (-> wasm-opt -O in release)
+#   ./run.sh build [--debug]  build into dist/: cargo -> wasm-opt --asyncify (-O in
+#                           release) -> wasm-bindgen --target web
 #   ./run.sh test           the promise bridge tests: wasm-bindgen-test in node, each
 #                           test module asyncified first (scripts/wasm-test-runner.sh)
 #   ./run.sh e2e            build, then load the page in headless Chromium
@@ -93,20 +93,19 @@ build() {
     mkdir -p "$out/pkg"
 
     # 1. asyncify, before wasm-bindgen (after it, the `asyncify` imports would be
-    #    left unresolved in the JS glue).
-    log "wasm-opt --asyncify ($(pick_wasm_opt))"
-    asyncify "$wasm" "$out/$CRATE.asyncified.wasm"
+    #    left unresolved in the JS glue). In release, -O after asyncify shrinks its
+    #    code growth. Not after wasm-bindgen: Debian's Binaryen 108 rewrites
+    #    wasm-bindgen's externref table so that Chrome rejects JS values in it
+    #    ("WebAssembly.Table.set(): Argument 1 is invalid for table").
+    local opt=()
+    [[ $profile == debug ]] || opt=(-O)
+    log "wasm-opt --asyncify ${opt[*]} ($(pick_wasm_opt))"
+    asyncify "$wasm" "$out/$CRATE.asyncified.wasm" "${opt[@]}"
     # 2. wasm-bindgen: the JS glue and the final module.
     log "wasm-bindgen --target web"
     wasm-bindgen --target web --out-dir "$out/pkg" "$out/$CRATE.asyncified.wasm" \
         --out-name "$CRATE"
     rm "$out/$CRATE.asyncified.wasm"
-    # 3. In release, optimise the final module (asyncify's code growth shrinks a lot).
-    if [[ $profile == release ]]; then
-        log "wasm-opt -O"
-        "$(pick_wasm_opt)" "${WASM_FEATURES[@]}" -O "$out/pkg/${CRATE}_bg.wasm" \
-            -o "$out/pkg/${CRATE}_bg.wasm"
-    fi
 
     cp www/* "$out/"
     node scripts/gen-data.mjs "$out/measurements.csv"

@@ -28,6 +28,14 @@ extern "C" {
     fn fetch_js(url: &str) -> Promise;
 }
 
+#[wasm_bindgen(
+    inline_js = "export function cancel_quietly(reader) { reader.cancel().catch(() => {}); }"
+)]
+extern "C" {
+    // `cancel()` rejects if the stream already failed: no unhandled rejection for that.
+    fn cancel_quietly(reader: &ReadableStreamDefaultReader);
+}
+
 /// Waits until `promise` settles: `Ok` with its value if it resolves, `Err` with the
 /// rejection reason (usually a JS `Error`) if it rejects.
 ///
@@ -189,7 +197,7 @@ impl Drop for StreamReader {
     fn drop(&mut self) {
         if !self.done {
             // Stop the download; nobody waits for the cancellation to finish.
-            let _ = self.reader.cancel();
+            cancel_quietly(&self.reader);
         }
     }
 }
