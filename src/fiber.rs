@@ -33,6 +33,10 @@
 //!                   |            ...            |
 //! stack.bottom() -> +---------------------------+
 //! ```
+//!
+//! On wasm32 the reserved area holds the coroutine record of `asm/wasm32.s` instead
+//! (`link` = fiber top - 32, the same two Rust words below it), and the bottom of the
+//! stack holds the coroutine's Asyncify save buffer (`arch::init_stack`).
 
 use crate::arch::{
     self, EntryFn, FLAGS_BELOW_LINK, LINK_BELOW_TOP, RESUMER_BELOW_LINK, TOP_RESERVED,
@@ -171,15 +175,7 @@ impl<'a> Fiber<'a> {
         let link = (fiber_top - LINK_BELOW_TOP) as *mut usize;
         // SAFETY: the reserved words below `fiber_top` and `bottom..fiber_top` lie inside
         // the stack, which is ours and unused.
-        unsafe {
-            arch::init_stack(
-                link,
-                fiber_top,
-                bottom,
-                stack.save_area(),
-                entry::<F, T>,
-            )?
-        };
+        unsafe { arch::init_stack(link, fiber_top, bottom, stack.save_area(), entry::<F, T>)? };
         // SAFETY: `closure..top` and the reserved words below `fiber_top` lie inside the
         // stack (checked above: the closure takes at most 1/8 of it) and are unused.
         unsafe {

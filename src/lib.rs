@@ -134,11 +134,10 @@
 //! assert_eq!(pool.run_until(got), 42);
 //! ```
 //!
-//! **wasm-bindgen-futures**: `wasm_bindgen_futures::spawn_local`, which takes
-//! `!Send` futures. **This crate does not support `wasm32` yet**: WebAssembly has no
-//! instruction to switch stacks (that needs the stack-switching proposal or a
-//! transformation such as Asyncify), so the build fails on that target today. When
-//! it is supported, the recipe will be:
+//! **wasm-bindgen-futures** (wasm32, see "WebAssembly" below):
+//! `wasm_bindgen_futures::spawn_local`, which takes `!Send` futures; inside the
+//! coroutine, `wait(JsFuture::from(promise))` suspends the synchronous code until the
+//! promise settles.
 //!
 //! ```ignore
 //! wasm_bindgen_futures::spawn_local(async {
@@ -162,6 +161,22 @@
 //! registers on one stack and restores them from the other. DWARF CFI in that
 //! assembly (SEH unwind data on Windows) lets debuggers, panics' backtraces and
 //! profilers walk from a coroutine's frames into the frames of whoever resumed it.
+//!
+//! ## WebAssembly
+//!
+//! On `wasm32` (WASI or the browser) there is no instruction to switch stacks, so the
+//! switch (`asm/wasm32.s`) is built on Binaryen's Asyncify: suspending a coroutine
+//! unwinds its frames into a save buffer of its own, resuming rewinds them. The
+//! module must be processed with `wasm-opt --asyncify
+//! --pass-arg=asyncify-imports@__none__` after it is built (and before
+//! `wasm-bindgen`); `.cargo/config.toml` makes `cargo test --target wasm32-wasip1` do
+//! that. Stacks come from the allocator ([`stack::DEFAULT_STACK_SIZE`] is 256 KiB
+//! there) with a save buffer of [`stack::DEFAULT_SAVE_BUFFER_SIZE`] bytes each
+//! ([`Builder::save_buffer_size`]). A save-buffer overflow, a shadow-stack overflow
+//! (detected at the next switch: there are no guard pages) and a module that was not
+//! instrumented abort with a message naming the problem. wasm is `panic = "abort"`:
+//! a suspended coroutine that is dropped is leaked, as below. See the README for the
+//! details and the costs.
 //!
 //! ## Safety and failure modes
 //!

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 #[link(wasm_import_module = "stackful_test")]
 extern "C" {
@@ -121,7 +121,8 @@ fn dropping_a_pending_stackful_future_leaks_its_stack() {
         wait(PendingTimes(3));
         5
     }));
-    let mut cx = Context::from_waker(Waker::noop());
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
     assert!(fut.as_mut().poll(&mut cx).is_pending());
     drop(fut);
     assert_eq!(stackful::leaked_stacks(), before + 1);
@@ -196,7 +197,8 @@ fn wait_suspends_through_nested_generators_and_futures() {
         }
     });
     let mut fut = Box::pin(fut);
-    let mut cx = Context::from_waker(Waker::noop());
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
     let mut pendings = 0;
     let out = loop {
         match fut.as_mut().poll(&mut cx) {
@@ -226,7 +228,10 @@ fn thousand_suspended_coroutines() {
         assert_eq!(Pin::new(g).resume(1), GeneratorState::Yielded(i as u32 + 1));
     }
     for (i, g) in gens.iter_mut().enumerate().rev() {
-        assert_eq!(Pin::new(g).resume(3), GeneratorState::Complete(i as u32 * 3));
+        assert_eq!(
+            Pin::new(g).resume(3),
+            GeneratorState::Complete(i as u32 * 3)
+        );
     }
 }
 

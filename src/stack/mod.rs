@@ -76,9 +76,7 @@ pub use windows::DefaultStack;
 #[cfg(windows)]
 pub(crate) use windows::StackTib;
 #[cfg(not(any(unix, windows, target_arch = "wasm32")))]
-compile_error!(
-    "stackful supports Unix-like targets (Linux, macOS, the BSDs), Windows and wasm32"
-);
+compile_error!("stackful supports Unix-like targets (Linux, macOS, the BSDs), Windows and wasm32");
 
 pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
 
@@ -203,7 +201,9 @@ impl<'a> StackStorage<'a> {
         #[cfg(target_arch = "wasm32")]
         match self {
             StackStorage::Pooled(s) => s.save(),
-            StackStorage::Custom(_) => DEFAULT_SAVE_BUFFER_SIZE.min((self.top() - self.bottom()) / 4),
+            StackStorage::Custom(_) => {
+                DEFAULT_SAVE_BUFFER_SIZE.min((self.top() - self.bottom()) / 4)
+            }
         }
         #[cfg(not(target_arch = "wasm32"))]
         0

@@ -70,12 +70,15 @@ impl PooledStack {
     /// allocated below them for the coroutine's save buffer; natively it is ignored.
     pub(crate) fn take(size: usize, save: usize) -> io::Result<Self> {
         #[cfg(target_arch = "wasm32")]
-        let size = size.max(super::MIN_STACK_SIZE).checked_add(save).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("stackful: a save buffer of {save} bytes is too large"),
-            )
-        })?;
+        let size = size
+            .max(super::MIN_STACK_SIZE)
+            .checked_add(save)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("stackful: a save buffer of {save} bytes is too large"),
+                )
+            })?;
         #[cfg(not(target_arch = "wasm32"))]
         let _ = save;
         let size = round_stack_size(size)?;
