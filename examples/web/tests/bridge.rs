@@ -11,7 +11,7 @@ use stackful::generator::{StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait, Builder};
 use stackful_web::demo;
 use stackful_web::promise::{
-    js_error_message, sleep_ms, spawn, timeout, to_promise, wait_promise, StreamReader,
+    fetch, js_error_message, sleep_ms, spawn, timeout, to_promise, wait_promise, StreamReader,
 };
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, Read};
@@ -46,6 +46,24 @@ export function chunked_stream(chunks, ms, fail) {
     });
 }
 export function response_of(stream) { return new Response(stream); }
+// An HTTP server on 127.0.0.1 (node): /lines sends 50 numbered lines in 5 writes
+// 5 ms apart, anything else is a 404. Resolves to [base URL, close function].
+export async function start_server() {
+    const http = await import('node:http');
+    const server = http.createServer(async (req, res) => {
+        if (req.url !== '/lines') { res.writeHead(404).end('nope'); return; }
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        for (let part = 0; part < 5; part++) {
+            let text = '';
+            for (let i = part * 10; i < part * 10 + 10; i++) text += `line ${i}\n`;
+            res.write(text);
+            await new Promise(r => setTimeout(r, 5));
+        }
+        res.end();
+    });
+    await new Promise(r => server.listen(0, '127.0.0.1', r));
+    return [`http://127.0.0.1:${server.address().port}`, () => server.close()];
+}
 "#)]
 extern "C" {
     fn tick_after(ms: u32);
@@ -55,6 +73,7 @@ extern "C" {
     fn now() -> f64;
     fn chunked_stream(chunks: Array, ms: u32, fail: Option<String>) -> web_sys::ReadableStream;
     fn response_of(stream: &web_sys::ReadableStream) -> web_sys::Response;
+    fn start_server() -> Promise;
 }
 
 fn strings(items: &[&str]) -> Array {
@@ -356,4 +375,30 @@ async fn dropping_a_suspended_coroutine_leaks_its_stack() {
     // A finished coroutine leaks nothing.
     stackful(|| sleep_ms(1)).await;
     assert_eq!(stackful::leaked_stacks(), before + 1);
+}
+
+#[wasm_bindgen_test]
+async fn fetch_and_read_the_body_as_it_arrives() {
+    let started = Array::from(&JsFuture::from(start_server()).await.unwrap());
+    let base = started.get(0).as_string().unwrap();
+    let close: js_sys::Function = started.get(1).dyn_into().unwrap();
+    let (lines, chunks, missing) = stackful(move || {
+        let response = fetch(&format!("{base}/lines")).unwrap();
+        let reader = StreamReader::from_response(&response).unwrap();
+        let mut reader = std::io::BufReader::with_capacity(7, reader);
+        let lines: Vec<String> = (&mut reader).lines().map(Result::unwrap).collect();
+        let chunks = reader.get_ref().chunks();
+        let missing = fetch(&format!("{base}/missing")).map(|_| ()).unwrap_err();
+        (lines, chunks, js_error_message(&missing))
+    })
+    .await;
+    close.call0(&JsValue::NULL).unwrap();
+    assert_eq!(
+        lines,
+        (0..50).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+    // Five writes 5 ms apart: node's fetch delivers them as separate chunks (or a few
+    // merged), so the reader waited more than once.
+    assert!(chunks > 1, "{chunks} chunk(s)");
+    assert!(missing.ends_with("HTTP 404 Not Found"), "{missing}");
 }
