@@ -163,6 +163,11 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 ///   coroutine which overflows its stack writes below `bottom()` (undefined
 ///   behaviour: only stacks with a guard are protected against overflow).
 ///
+/// On wasm32 the lowest [`DEFAULT_SAVE_BUFFER_SIZE`] bytes of a custom stack (at most
+/// a quarter of it) become the coroutine's Asyncify save buffer, and there is never a
+/// guard region: a shadow-stack overflow is detected at the coroutine's next switch,
+/// after it wrote into that buffer (or below `bottom()` if it is larger than it).
+///
 /// Dropping the value releases the memory; this crate drops it only after the
 /// coroutine has finished, and never drops it (leaks it) when a suspended coroutine
 /// could not be unwound (see the crate docs, "Safety and failure modes").
