@@ -1,58 +1,39 @@
 /*
  * stackful: context switch for AArch64, AAPCS64 (Linux, the BSDs, macOS).
  *
- * A switch has two halves. This file has the resuming half, as two functions that
- * Rust calls as ordinary `extern "C"` functions:
+ * Both halves of a switch are inline assembly in src/switch_out.rs (`switch_in`,
+ * `enter`, `switch_out`; see there and the x86_64 file for why); this file has the
+ * one piece that is not: the code that starts a coroutine on a fresh stack.
  *
- *   Transfer stackful_fiber_enter(usize arg, void *top,
- *                                 void (*entry)(usize arg, usize *link))
- *       Start `entry` on a fresh stack whose (16-byte aligned) highest address is `top`.
- *       Returns when the coroutine first suspends.
- *   Transfer stackful_fiber_switch_in(usize arg, void *sp, usize *link)
- *       Resume a suspended coroutine whose saved stack pointer is `sp`.
- *       Returns when the coroutine suspends again.
+ *   stackful_fiber_start(x0 = arg, x1 = top, x2 = entry), x30 = S
+ *       Not an `extern "C"` function: it is `blr`ed from `enter`'s inline assembly
+ *       after that has stored {x29, x19} below the resumer's sp, and it returns to S
+ *       (in `enter`) only when the coroutine suspends, with x0 = data (the `arg`
+ *       the coroutine suspended with) and x1 = the coroutine's saved stack pointer.
+ *       It starts `entry(arg, link)` (an `extern "C"` function that never returns)
+ *       on the stack whose 16-byte aligned highest address is `top`.
  *
- *   struct Transfer { usize data; void *sp; }   returned in x0:x1.
+ * Registers.  Rust's `asm!` cannot name x19 or x29, so both halves save them by
+ * hand; every other callee-saved register (x20-x28, x30 and d8-d15, the low halves
+ * of v8-v15 that AAPCS64 preserves) is declared clobbered, so the compiler saves
+ * around a switch exactly the ones that are live in the calling code.  Not saved:
+ * FPCR (rounding mode etc.), thread state shared with the coroutine like <fenv.h>'s
+ * environment (see the x86_64 file).  x18 (platform register) is never touched.
  *
- * The suspending half is `switch_out` in src/switch_out.rs (inline assembly, see
- * there and the x86_64 file for why): resuming here `blr`s the coroutine's
- * continuation, and the coroutine's suspension `ret`s to exactly that call site, so
- * the return-address predictor stays right on every switch.
+ * Resumer's stack while the coroutine runs; C = the resumer's sp outside the inline
+ * assembly of `switch_in`/`enter`:
  *
- * Registers.  Both functions are entered by `bl`/`blr`, so only the callee-saved
- * set needs saving: x19-x28, x29 (fp), x30 (lr), and d8-d15 (the low 64 bits of
- * v8-v15; AAPCS64 only preserves those).  They are saved on the resumer's stack and
- * restored when the coroutine suspends.  The coroutine side saves x19 and x29 by
- * hand and declares the rest clobbered, so the compiler saves only the live ones.
- * Not saved: FPCR (rounding mode etc.), thread state shared with the coroutine like
- * <fenv.h>'s environment (see the x86_64 file).  x18 (platform register) is never
- * touched.
- *
- * Resumer's saved-register area (0xa0 bytes; CFA = its top):
- *
- *     CFA-0xa0  x19      CFA-0x98  x20
- *     CFA-0x90  x21      CFA-0x88  x22
- *     CFA-0x80  x23      CFA-0x78  x24
- *     CFA-0x70  x25      CFA-0x68  x26
- *     CFA-0x60  x27      CFA-0x58  x28
- *     CFA-0x50  d8       CFA-0x48  d9
- *     CFA-0x40  d10      CFA-0x38  d11
- *     CFA-0x30  d12      CFA-0x28  d13
- *     CFA-0x20  d14      CFA-0x18  d15
- *     CFA-0x10  x29      CFA-0x08  x30 (R: return address into Rust)
- *
- * Below it, while the coroutine runs, the continuation pushes the frame record
- * {x29, S} (S = return address inside enter/switch_in) at CFA-0xb0: LINK points there.
- * Every store has its load at the same offset (SAVE_REGS/RESTORE_REGS below are
- * written side by side; stackful 0.1.5 loaded d8-d15 from slots 0x10 higher than it
- * stored them, a class of bug tests/registers.rs catches).
+ *     C-0x08  x19                  stored by switch_in/enter
+ *     C-0x10  x29                  stored by switch_in/enter
+ *     C-0x18  S (x30 of the `blr` in switch_in/enter)
+ *     C-0x20  x29 again            <- LINK points here: {x29, S} is a frame record
  *
  * Suspended coroutine's stack (written by switch_out; `sp` points at its lowest word):
  *
  *     sp + 0x00  continuation address     sp + 0x08  (zero)
  *     sp + 0x10  x19                      sp + 0x18  x29
  *
- * Top of a coroutine stack (set up by stackful_fiber_enter):
+ * Top of a coroutine stack (set up by stackful_fiber_start):
  *
  *     top - 8   fake return address (label 1 below), for frame-pointer walkers
  *     top - 16  LINK: address of the resumer's frame record {x29, S}; written on
@@ -61,17 +42,20 @@
  *     top - 32  word owned by Rust (which poll was current at the last resume)
  *     sp = top - 32 when entry is called; entry's frames grow below.
  *
- * Resume: switch_in saves the registers, then `blr`s the continuation found at [sp]
+ * Resume: switch_in stores {x29, x19}, then `blr`s the continuation found at [sp]
  * with x0 = arg, x1 = link, x2 = sp (x30 = S).  The continuation pushes {x29, x30},
  * stores sp in LINK, reloads x19/x29 and moves sp to sp + 32.  Suspend: switch_out
  * saves its continuation, x19 and x29, loads sp from LINK, pops {x29, x30} and
- * `ret`s to S with x0 = data, x1 = its sp; switch_in restores and returns to R.
+ * `ret`s to S with x0 = data, x1 = its sp; switch_in reloads {x29, x19}.  Starting
+ * is the same with stackful_fiber_start as the continuation.
  *
  * DWARF CFI: inside the trampoline (at the `blr` of entry) the CFA of the frame above
- * is *(sp + 16) + 16 = LINK + 16, the return address (S) is at CFA-8 and x29 at
- * CFA-16; the frame at S (enter/switch_in) describes R and the saved registers.
- * Backtraces and debuggers walking up from a coroutine continue into the frames of
- * whoever last resumed it.  x29 is pointed at top-16 for frame-pointer walkers.
+ * is *(sp + 16) + 32 = LINK + 32 = C, the return address (S) is at CFA-24, x29 at
+ * CFA-16 (also at CFA-32) and x19 at CFA-8.  The next frame is the Rust function
+ * containing switch_in/enter, at S, with sp = C as its own CFI expects there; its CFI
+ * restores the registers its prologue saved.  Backtraces and debuggers walking up
+ * from a coroutine continue into the frames of whoever last resumed it.  x29 is
+ * pointed at top-16 for frame-pointer walkers.
  *
  * Assembler macros (.macro) are used rather than C macros because ';' starts a
  * comment in Apple's arm64 assembler.
@@ -102,83 +86,26 @@
 #endif
 .endm
 
-/* Save the callee-saved registers into a new 0xa0-byte area, with CFI.
- * DWARF register numbers: x19..x30 = 19..30, v8..v15 = 72..79. */
-.macro SAVE_REGS
-    sub     sp, sp, #0xa0
-    .cfi_def_cfa_offset 0xa0
-    stp     x29, x30, [sp, #0x90]
+/* stackful_fiber_start(x0 = arg, x1 = top, x2 = entry), x30 = S; see the header. */
+FUNC_BEGIN SYM(stackful_fiber_start)
+    .cfi_startproc
+    stp     x29, x30, [sp, #-16]!   /* frame record {x29, S} */
+    .cfi_def_cfa_offset 16
     .cfi_offset 29, -16
     .cfi_offset 30, -8
-    stp     x19, x20, [sp, #0x00]
-    .cfi_offset 19, -160
-    .cfi_offset 20, -152
-    stp     x21, x22, [sp, #0x10]
-    .cfi_offset 21, -144
-    .cfi_offset 22, -136
-    stp     x23, x24, [sp, #0x20]
-    .cfi_offset 23, -128
-    .cfi_offset 24, -120
-    stp     x25, x26, [sp, #0x30]
-    .cfi_offset 25, -112
-    .cfi_offset 26, -104
-    stp     x27, x28, [sp, #0x40]
-    .cfi_offset 27, -96
-    .cfi_offset 28, -88
-    stp     d8, d9, [sp, #0x50]
-    .cfi_offset 72, -80
-    .cfi_offset 73, -72
-    stp     d10, d11, [sp, #0x60]
-    .cfi_offset 74, -64
-    .cfi_offset 75, -56
-    stp     d12, d13, [sp, #0x70]
-    .cfi_offset 76, -48
-    .cfi_offset 77, -40
-    stp     d14, d15, [sp, #0x80]
-    .cfi_offset 78, -32
-    .cfi_offset 79, -24
-.endm
-
-/* Load them back (same offsets as SAVE_REGS) from the area at sp and return. */
-.macro RESTORE_REGS_AND_RET
-    ldp     x19, x20, [sp, #0x00]
-    ldp     x21, x22, [sp, #0x10]
-    ldp     x23, x24, [sp, #0x20]
-    ldp     x25, x26, [sp, #0x30]
-    ldp     x27, x28, [sp, #0x40]
-    ldp     d8, d9, [sp, #0x50]
-    ldp     d10, d11, [sp, #0x60]
-    ldp     d12, d13, [sp, #0x70]
-    ldp     d14, d15, [sp, #0x80]
-    ldp     x29, x30, [sp, #0x90]
-    add     sp, sp, #0xa0
-    .cfi_def_cfa_offset 0
-    ret
-.endm
-
-/* Transfer stackful_fiber_enter(x0 = arg, x1 = top, x2 = entry) */
-FUNC_BEGIN SYM(stackful_fiber_enter)
-    .cfi_startproc
-    SAVE_REGS
-    bl      2f                      /* x30 = S; returns when the coroutine suspends */
-    .cfi_remember_state
-    RESTORE_REGS_AND_RET            /* x0 = data, x1 = sp */
-2:  .cfi_restore_state
-    stp     x29, x30, [sp, #-16]!   /* frame record {x29, S} */
-    .cfi_adjust_cfa_offset 16
     mov     x9, sp
     adr     x10, 1f                 /* fake return address for FP walkers */
     stp     x9, x10, [x1, #-16]     /* LINK at top-16, fake lr at top-8 */
     sub     sp, x1, #32             /* switch to the new stack (one instruction) */
     /* From here on the frame above is found through LINK:
      * DW_CFA_def_cfa_expression, 5 bytes:
-     *   DW_OP_breg31 (sp) 16, DW_OP_deref, DW_OP_plus_uconst 16
-     * The return address (S) is at CFA-8 and x29 at CFA-16; the other registers are
-     * described by the CFI of the frame at S. */
-    .cfi_escape 0x0f, 0x05, 0x8f, 0x10, 0x06, 0x23, 0x10
+     *   DW_OP_breg31 (sp) 16, DW_OP_deref, DW_OP_plus_uconst 32
+     * The return address (S) is at CFA-24, x29 at CFA-16 and x19 at CFA-8; the other
+     * registers are described by the CFI of the frame at S. */
+    .cfi_escape 0x0f, 0x05, 0x8f, 0x10, 0x06, 0x23, 0x20
+    .cfi_offset 30, -24
     .cfi_offset 29, -16
-    .cfi_offset 30, -8
-    .cfi_same_value 19
+    .cfi_offset 19, -8
     .cfi_same_value 20
     .cfi_same_value 21
     .cfi_same_value 22
@@ -201,20 +128,7 @@ FUNC_BEGIN SYM(stackful_fiber_enter)
     blr     x2                      /* entry(arg, link); never returns */
 1:  brk     #1
     .cfi_endproc
-FUNC_END SYM(stackful_fiber_enter)
-
-/* Transfer stackful_fiber_switch_in(x0 = arg, x1 = sp, x2 = link) */
-FUNC_BEGIN SYM(stackful_fiber_switch_in)
-    .cfi_startproc
-    SAVE_REGS
-    mov     x9, x1
-    mov     x1, x2                  /* the continuation takes x1 = link ... */
-    mov     x2, x9                  /* ... x2 = sp, x0 = arg */
-    ldr     x9, [x2]
-    blr     x9                      /* x30 = S; returns when the coroutine suspends */
-    RESTORE_REGS_AND_RET            /* x0 = data, x1 = sp */
-    .cfi_endproc
-FUNC_END SYM(stackful_fiber_switch_in)
+FUNC_END SYM(stackful_fiber_start)
 
 /* usize stackful_valgrind_request(x0 = default, x1 = args)
  *

@@ -1,34 +1,30 @@
 /*
  * stackful: context switch for x86_64, System V ABI (Linux, the BSDs, macOS).
  *
- * A switch has two halves. This file has the resuming half, as two functions that
- * Rust calls as ordinary `extern "C"` functions:
+ * Both halves of a switch are inline assembly in src/switch_out.rs (`switch_in`,
+ * `enter`, `switch_out`); this file has the one piece that is not: the code that
+ * starts a coroutine on a fresh stack, which `enter` calls.
  *
- *   Transfer stackful_fiber_enter(usize arg, void *top,
- *                                 void (*entry)(usize arg, usize *link))
- *       Start `entry` on a fresh stack whose (16-byte aligned) highest address is `top`.
- *       Returns when the coroutine first suspends.
- *   Transfer stackful_fiber_switch_in(usize arg, void *sp, usize *link)
- *       Resume a suspended coroutine whose saved stack pointer is `sp`.
- *       Returns when the coroutine suspends again.
+ *   stackful_fiber_start(rdi = arg, rsi = top, rdx = entry)
+ *       Not an `extern "C"` function: it is `call`ed from `enter`'s inline assembly
+ *       after that has pushed rbp and rbx, and it returns (into `enter`) only when
+ *       the coroutine suspends, with rax = data (the `arg` the coroutine suspended
+ *       with) and rdx = the coroutine's saved stack pointer.  It starts
+ *       `entry(arg, link)` (an `extern "C"` function that never returns) on the stack
+ *       whose 16-byte aligned highest address is `top`.
  *
- *   struct Transfer { usize data; void *sp; }   returned in rax:rdx.
- *   data = the `arg` the coroutine suspended with; sp = its saved stack pointer.
+ * Why the switch is inline.  The CPU predicts `ret` targets from a return-stack
+ * buffer filled by `call`s.  Resuming `call`s the coroutine's continuation and the
+ * coroutine's suspension `ret`s to exactly that call site, so every return of a
+ * round trip is predicted (with an out-of-line suspend function, both returns of
+ * every round trip were mispredicted: 26.6 ns vs 9.6 ns per generator round trip,
+ * BENCHMARKS.md).  And with both halves inline, each side saves only what the
+ * compiler has live there instead of all six callee-saved registers.
  *
- * The suspending half is `switch_out` in src/switch_out.rs: eleven instructions of
- * inline assembly, documented there.  It is inline for one reason, measured: the
- * CPU predicts `ret` targets from a return-stack buffer filled by `call`s.  Resuming
- * here `call`s the coroutine's continuation, and the coroutine's suspension `ret`s
- * to exactly that call site, so every return of a round trip is predicted.  With an
- * out-of-line suspend function (a `call` on the coroutine side too), both returns of
- * every round trip were mispredicted: 26.6 ns vs 9.6 ns per generator round trip on
- * the benchmark machine (BENCHMARKS.md).
- *
- * Registers.  Both functions are entered by `call`, so only the callee-saved set
- * needs saving: they push rbp, rbx, r12-r15 on the resumer's stack and pop them when
- * the coroutine suspends.  (SysV has no callee-saved vector registers.)  The
- * coroutine side saves rbp and rbx by hand and declares r12-r15 clobbered, so the
- * compiler saves only those that are live there.
+ * Registers.  Rust's `asm!` cannot name rbx or rbp, so both halves push and pop
+ * them by hand; every other register (r12-r15 included) is declared clobbered, so
+ * the compiler saves around a switch exactly the callee-saved registers that are
+ * live in the calling code.  (SysV has no callee-saved vector registers.)
  *
  * Not saved: the MXCSR control bits and the x87 control word.  SysV makes them
  * callee-saved, but a coroutine is code running *on the current thread*: it shares
@@ -36,19 +32,15 @@
  * thread), the way a callback would.  Saving them costs an ldmxcsr/fldcw pair per
  * switch for a state Rust code never changes.  corosensei makes the same choice.
  *
- * Resumer's stack while the coroutine runs (grows down):
+ * Resumer's stack while the coroutine runs (grows down); C = the resumer's rsp
+ * outside the inline assembly of `switch_in`/`enter`:
  *
- *     CFA+0   (resumer's frame)
- *     CFA-8   R: return address into Rust (the `call` of enter/switch_in)
- *     CFA-16  rbp
- *     CFA-24  rbx
- *     CFA-32  r12
- *     CFA-40  r13
- *     CFA-48  r14
- *     CFA-56  r15
- *     CFA-64  S: return address inside enter/switch_in (its `call` of the
- *             continuation; the coroutine's suspension `ret`s here)
- *     CFA-72  rbp again            <- LINK points here: {rbp, S} is a frame record
+ *     C+0     (resumer's frame)
+ *     C-8     rbp                  pushed by switch_in/enter
+ *     C-16    rbx                  pushed by switch_in/enter
+ *     C-24    S: return address of the `call` in switch_in/enter (the
+ *             coroutine's suspension `ret`s here)
+ *     C-32    rbp again            <- LINK points here: {rbp, S} is a frame record
  *
  * Suspended coroutine's stack (written by switch_out; `sp` points at its lowest word):
  *
@@ -56,30 +48,32 @@
  *     sp + 8   rbx
  *     sp + 16  rbp
  *
- * Top of a coroutine stack (set up by stackful_fiber_enter):
+ * Top of a coroutine stack (set up by stackful_fiber_start):
  *
  *     top - 8   fake return address (label 1 below), for frame-pointer walkers
- *     top - 16  LINK: address of the resumer's frame record (CFA-72 above), written
+ *     top - 16  LINK: address of the resumer's frame record (C-32 above), written
  *               on every resume, read by every suspend.  `link` points here.
  *     top - 24  flags word, owned by Rust (cancellation state)
  *     top - 32  word owned by Rust (which poll was current at the last resume)
  *     top - 40  return address of `call *entry` (label 1), then entry's frames.
  *
- * Resume, step by step: switch_in pushes the six registers, then `call`s the
- * continuation found at [sp] with rdi = arg, rsi = link, rdx = sp.  The continuation
- * (in switch_out) pushes rbp (completing the frame record), stores rsp in LINK,
- * moves rsp to sp + 8, pops rbx and rbp and falls through into the coroutine.
- * Suspend: switch_out pushes rbp, rbx and its continuation, puts its rsp in rdx
- * (Transfer.sp) and arg in rax (Transfer.data), loads rsp from LINK, pops rbp and
- * `ret`s to S.  switch_in then pops the six registers and returns to R.
+ * Resume, step by step: switch_in pushes rbp and rbx, then `call`s the continuation
+ * found at [sp] with rdi = arg, rsi = link, rdx = sp.  The continuation (in
+ * switch_out) pushes rbp (completing the frame record), stores rsp in LINK, moves
+ * rsp to sp + 8, pops rbx and rbp and falls through into the coroutine.  Suspend:
+ * switch_out pushes rbp, rbx and its continuation, puts its rsp in rdx and arg in
+ * rax, loads rsp from LINK, pops rbp and `ret`s to S.  switch_in then pops rbx and
+ * rbp.  Starting is the same with stackful_fiber_start as the continuation.
  *
  * DWARF CFI: inside the trampoline (at the `call` of entry) the CFA of the frame
- * above is *(rsp + 16) + 16 = LINK + 16 (just above S), the return address is at
- * CFA-8 (S) and rbp at CFA-16.  The next frame is enter/switch_in at S, whose own
- * CFI finds R and the six saved registers.  A backtrace or debugger walking up from
- * the coroutine therefore continues into the frames of whoever last resumed it.
- * rbp is pointed at top-16 so that frame-pointer walkers (perf --call-graph=fp)
- * follow the same path: [top-16] is the resumer's frame record {rbp, S}.
+ * above is *(rsp + 16) + 32 = LINK + 32 = C, the return address (S) is at CFA-24,
+ * rbx at CFA-16 and rbp at CFA-8 (also at CFA-32).  The next frame is the Rust
+ * function containing switch_in/enter, at S, with rsp = C as its own CFI expects
+ * there; its CFI restores the registers its prologue saved.  A backtrace or
+ * debugger walking up from the coroutine therefore continues into the frames of
+ * whoever last resumed it.  rbp is pointed at top-16 so that frame-pointer walkers
+ * (perf --call-graph=fp) follow the same path: [top-16] is the resumer's frame
+ * record {rbp, S}.
  */
 
 #if defined(__APPLE__)
@@ -92,56 +86,30 @@
 #define FUNC_END(name) .size name, .-name
 #endif
 
-/* Push the callee-saved registers in the order of the table above, with CFI. */
-#define SAVE_REGS                                   \
-    pushq %rbp;  .cfi_adjust_cfa_offset 8;          \
-                 .cfi_offset %rbp, -16;             \
-    pushq %rbx;  .cfi_adjust_cfa_offset 8;          \
-                 .cfi_offset %rbx, -24;             \
-    pushq %r12;  .cfi_adjust_cfa_offset 8;          \
-                 .cfi_offset %r12, -32;             \
-    pushq %r13;  .cfi_adjust_cfa_offset 8;          \
-                 .cfi_offset %r13, -40;             \
-    pushq %r14;  .cfi_adjust_cfa_offset 8;          \
-                 .cfi_offset %r14, -48;             \
-    pushq %r15;  .cfi_adjust_cfa_offset 8;          \
-                 .cfi_offset %r15, -56
-
-/* Pop them from the (other) stack and return into it. */
-#define RESTORE_REGS_AND_RET                        \
-    popq %r15;   .cfi_adjust_cfa_offset -8;         \
-    popq %r14;   .cfi_adjust_cfa_offset -8;         \
-    popq %r13;   .cfi_adjust_cfa_offset -8;         \
-    popq %r12;   .cfi_adjust_cfa_offset -8;         \
-    popq %rbx;   .cfi_adjust_cfa_offset -8;         \
-    popq %rbp;   .cfi_adjust_cfa_offset -8;         \
-    ret
-
     .text
 
-/* Transfer stackful_fiber_enter(rdi = arg, rsi = top, rdx = entry) */
-FUNC_BEGIN(stackful_fiber_enter)
+/* stackful_fiber_start(rdi = arg, rsi = top, rdx = entry); see the header. */
+FUNC_BEGIN(stackful_fiber_start)
     .cfi_startproc
-    SAVE_REGS
-    callq   2f                      /* push S; returns when the coroutine suspends */
-    .cfi_remember_state
-    RESTORE_REGS_AND_RET            /* rax = data, rdx = sp */
-2:  .cfi_restore_state
-    .cfi_adjust_cfa_offset 8        /* S */
+    /* Entered by `call` from `enter` (after its pushes of rbp and rbx): the default
+     * CFI (CFA = rsp + 8, return address at CFA-8) holds until the stack switch. */
     pushq   %rbp                    /* frame record {rbp, S} */
     .cfi_adjust_cfa_offset 8
+    .cfi_offset %rbp, -16
     movq    %rsp, -16(%rsi)         /* LINK */
     leaq    1f(%rip), %rax
     movq    %rax, -8(%rsi)          /* fake return address for FP walkers */
     leaq    -32(%rsi), %rsp         /* switch to the new stack (one instruction) */
     /* From here on the frame above is found through LINK:
      * DW_CFA_def_cfa_expression, 5 bytes:
-     *   DW_OP_breg7 (rsp) 16, DW_OP_deref, DW_OP_plus_uconst 16
-     * The return address (S) is at CFA-8 and rbp at CFA-16; the other registers are
-     * described by the CFI of the frame at S. */
-    .cfi_escape 0x0f, 0x05, 0x77, 0x10, 0x06, 0x23, 0x10
-    .cfi_offset %rbp, -16
-    .cfi_same_value %rbx
+     *   DW_OP_breg7 (rsp) 16, DW_OP_deref, DW_OP_plus_uconst 32
+     * The return address (S) is at CFA-24 (DWARF register 16 is the return address
+     * column, rip), rbx at CFA-16, rbp at CFA-8; the other registers are described by
+     * the CFI of the frame at S. */
+    .cfi_escape 0x0f, 0x05, 0x77, 0x10, 0x06, 0x23, 0x20
+    .cfi_offset 16, -24
+    .cfi_offset %rbx, -16
+    .cfi_offset %rbp, -8
     .cfi_same_value %r12
     .cfi_same_value %r13
     .cfi_same_value %r14
@@ -151,19 +119,7 @@ FUNC_BEGIN(stackful_fiber_enter)
     callq   *%rdx                   /* entry(arg, link); never returns */
 1:  ud2
     .cfi_endproc
-FUNC_END(stackful_fiber_enter)
-
-/* Transfer stackful_fiber_switch_in(rdi = arg, rsi = sp, rdx = link) */
-FUNC_BEGIN(stackful_fiber_switch_in)
-    .cfi_startproc
-    SAVE_REGS
-    movq    %rsi, %rax
-    movq    %rdx, %rsi              /* the continuation takes rsi = link ... */
-    movq    %rax, %rdx              /* ... rdx = sp, rdi = arg */
-    callq   *(%rdx)                 /* push S; returns when the coroutine suspends */
-    RESTORE_REGS_AND_RET            /* rax = data, rdx = sp */
-    .cfi_endproc
-FUNC_END(stackful_fiber_switch_in)
+FUNC_END(stackful_fiber_start)
 
 /* usize stackful_valgrind_request(rdi = default, rsi = args)
  *

@@ -22,12 +22,21 @@ pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, link: *mut usize) -> 
 /// in two registers. The i386 System V ABI returns every struct through a hidden
 /// pointer, so on 32-bit x86 the assembly returns it as a `u64` in edx:eax instead
 /// (`data` in the low half, `sp` in the high half; see `asm/x86.S`).
+/// (Unused where both halves of the switch are inline assembly.)
 #[cfg(not(target_arch = "x86"))]
+#[cfg_attr(
+    all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)),
+    allow(dead_code)
+)]
 type RawTransfer = Transfer;
 #[cfg(target_arch = "x86")]
 type RawTransfer = u64;
 
 impl Transfer {
+    #[cfg_attr(
+        all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)),
+        allow(dead_code)
+    )]
     #[inline(always)]
     fn from_raw(raw: RawTransfer) -> Self {
         #[cfg(not(target_arch = "x86"))]
@@ -40,6 +49,9 @@ impl Transfer {
     }
 }
 
+// x86_64 and aarch64 (not Windows) switch with inline assembly in both directions
+// (src/switch_out.rs); their `.S` has only the start code that `enter` calls.
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
 extern "C" {
     #[cfg(not(windows))]
     #[link_name = "stackful_fiber_enter"]
@@ -56,11 +68,12 @@ extern "C" {
     ) -> RawTransfer;
     #[link_name = "stackful_fiber_switch_in"]
     fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> RawTransfer;
-    // x86_64 and aarch64 suspend with inline assembly (src/switch_out.rs), except on
-    // Windows, whose switch also saves xmm6-xmm15 and the TIB stack fields.
-    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
+    // Windows' switch also saves xmm6-xmm15 and the TIB stack fields.
     #[link_name = "stackful_fiber_switch_out"]
     fn fiber_switch_out(arg: usize, link: *mut usize) -> usize;
+}
+
+extern "C" {
     #[link_name = "stackful_valgrind_request"]
     fn valgrind_request(default: usize, args: *const [usize; 6]) -> usize;
 }
@@ -103,13 +116,16 @@ pub(crate) const TOP_RESERVED: usize = 32;
 /// `entry` never returns and never unwinds; it leaves only through [`switch_out`].
 #[inline(always)]
 pub(crate) unsafe fn enter(arg: usize, top: usize, entry: EntryFn) -> Transfer {
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)))]
+    // SAFETY: forwarded to the caller (see above).
+    return unsafe { crate::switch_out::enter(arg, top, entry) };
     #[cfg(windows)]
     {
         let tib = crate::stack::StackTib::of_stack_top(top);
         // SAFETY: forwarded to the caller (see above); `tib` outlives the call.
         Transfer::from_raw(unsafe { fiber_enter(arg, top, entry, &tib) })
     }
-    #[cfg(not(windows))]
+    #[cfg(not(any(windows, target_arch = "x86_64", target_arch = "aarch64")))]
     // SAFETY: forwarded to the caller (see above).
     Transfer::from_raw(unsafe { fiber_enter(arg, top, entry) })
 }
@@ -121,6 +137,10 @@ pub(crate) unsafe fn enter(arg: usize, top: usize, entry: EntryFn) -> Transfer {
 /// resumed since, and its stack is still allocated.
 #[inline(always)]
 pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer {
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)))]
+    // SAFETY: forwarded to the caller (see above).
+    return unsafe { crate::switch_out::switch_in(arg, sp, link) };
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
     // SAFETY: forwarded to the caller (see above).
     Transfer::from_raw(unsafe { fiber_switch_in(arg, sp, link) })
 }
