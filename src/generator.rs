@@ -252,9 +252,9 @@ impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
     #[inline]
     fn resume(self: Pin<&mut Self>, arg: Resume) -> GeneratorState<Y, R> {
         let this = self.get_mut();
-        match this.fiber.state() {
-            State::Fresh | State::Suspended => {}
-            state => resume_misuse("StackfulGenerator", state),
+        let state = this.fiber.state();
+        if state != State::Suspended && state != State::Fresh {
+            resume_misuse("StackfulGenerator", state);
         }
         // SAFETY: Fresh or Suspended (checked above).
         let msg = unsafe { this.resume_raw(arg) };

@@ -1,6 +1,6 @@
 //! A bounded per-thread cache of free [`DefaultStack`]s.
 
-use super::{round_stack_size, DefaultStack, Stack};
+use super::{page_size, round_stack_size, DefaultStack, Stack, DEFAULT_STACK_SIZE};
 use std::cell::RefCell;
 use std::io;
 use std::mem::ManuallyDrop;
@@ -62,8 +62,15 @@ pub(crate) struct PooledStack(ManuallyDrop<DefaultStack>);
 impl PooledStack {
     /// A stack with `size` usable bytes (after rounding): from the pool if one of that
     /// size is cached, otherwise freshly mapped.
+    #[inline]
     pub(crate) fn take(size: usize) -> io::Result<Self> {
-        let size = round_stack_size(size)?;
+        // The default size is a whole number of pages on every system (pages are
+        // powers of two no larger than 2 MiB): skip the rounding for it.
+        let size = if size == DEFAULT_STACK_SIZE && DEFAULT_STACK_SIZE & (page_size() - 1) == 0 {
+            size
+        } else {
+            round_stack_size(size)?
+        };
         let cached = POOL
             .try_with(|p| {
                 let mut p = p.try_borrow_mut().ok()?;
