@@ -159,13 +159,7 @@ impl<'a> Fiber<'a> {
         let top = stack.top();
         let bottom = stack.bottom();
         if top % 16 != 0 || top <= bottom || top - bottom < 4096 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
-                     aligned and the stack at least 4096 bytes"
-                ),
-            ));
+            return Err(unusable_stack(bottom, top));
         }
         let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
         let fiber_top = closure & !15;
@@ -293,6 +287,20 @@ impl Drop for Fiber<'_> {
             }
         }
     }
+}
+
+/// The error for a stack that [`Fiber::new`] cannot use (out of line: the check is
+/// on every creation, the error is not).
+#[cold]
+#[inline(never)]
+fn unusable_stack(bottom: usize, top: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
+             aligned and the stack at least 4096 bytes"
+        ),
+    )
 }
 
 unsafe fn drop_closure<F>(closure: *mut u8) {

@@ -64,20 +64,35 @@ impl PooledStack {
     /// size is cached, otherwise freshly mapped.
     #[inline]
     pub(crate) fn take(size: usize) -> io::Result<Self> {
-        // The default size is a whole number of pages on every system (pages are
-        // powers of two no larger than 2 MiB): skip the rounding for it.
-        let size = if size == DEFAULT_STACK_SIZE && DEFAULT_STACK_SIZE & (page_size() - 1) == 0 {
-            size
-        } else {
-            round_stack_size(size)?
-        };
+        // Fast path: the default size (a whole number of pages on every system, so
+        // no rounding: pages are powers of two no larger than 2 MiB, checked here),
+        // and the most recently freed stack, which usually has it.
+        if size == DEFAULT_STACK_SIZE && DEFAULT_STACK_SIZE & (page_size() - 1) == 0 {
+            let last = POOL
+                .try_with(|p| {
+                    let mut p = p.try_borrow_mut().ok()?;
+                    if p.free.last()?.size() == size {
+                        p.free.pop()
+                    } else {
+                        None
+                    }
+                })
+                .ok()
+                .flatten();
+            if let Some(stack) = last {
+                return Ok(PooledStack(ManuallyDrop::new(stack)));
+            }
+        }
+        Self::take_slow(size)
+    }
+
+    /// [`take`](Self::take) for other sizes, or when the last free stack does not fit.
+    #[inline(never)]
+    fn take_slow(size: usize) -> io::Result<Self> {
+        let size = round_stack_size(size)?;
         let cached = POOL
             .try_with(|p| {
                 let mut p = p.try_borrow_mut().ok()?;
-                // Usually every stack has the default size: the last one fits.
-                if p.free.last()?.size() == size {
-                    return p.free.pop();
-                }
                 let i = p.free.iter().rposition(|s| s.size() == size)?;
                 Some(p.free.swap_remove(i))
             })
@@ -109,15 +124,16 @@ impl Drop for PooledStack {
     fn drop(&mut self) {
         // SAFETY: taken exactly once, here.
         let stack = unsafe { ManuallyDrop::take(&mut self.0) };
-        let mut stack = Some(stack);
-        let _ = POOL.try_with(|p| {
-            if let Ok(mut p) = p.try_borrow_mut() {
-                if p.free.len() < p.limit {
-                    p.free.extend(stack.take());
-                }
+        // A stack that is not pooled (limit reached, pool busy) comes back out and is
+        // unmapped after the pool's borrow ended; if the thread's pool is gone (the
+        // thread is exiting), the closure is dropped unrun, which unmaps it too.
+        let rejected = POOL.try_with(move |p| match p.try_borrow_mut() {
+            Ok(mut p) if p.free.len() < p.limit => {
+                p.free.push(stack);
+                None
             }
+            _ => Some(stack),
         });
-        // Not pooled (limit reached, or the thread is exiting): unmapped here.
-        drop(stack);
+        drop(rejected);
     }
 }
