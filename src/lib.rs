@@ -156,9 +156,10 @@
 //!
 //! Each coroutine owns a stack (by default 2 MiB of address space from `mmap`, with a
 //! guard page; only touched pages use memory, and stacks are pooled per thread; on
-//! Windows committed memory from `VirtualAlloc`). A context switch is a call into a
-//! few lines of assembly per architecture (`asm/x86_64.S`, `asm/aarch64.S`,
-//! `asm/riscv64.S`, `asm/x86.S`, `asm/x86_64_windows.S`) that saves the callee-saved
+//! Windows committed memory from `VirtualAlloc`). A context switch is a few lines of
+//! assembly per architecture (inline in `src/switch_out.rs` on x86_64 and aarch64,
+//! with the coroutine start in `asm/x86_64.S`/`asm/aarch64.S`; `asm/riscv64.S`,
+//! `asm/x86.S`, `asm/x86_64_windows.S` elsewhere) that saves the callee-saved
 //! registers on one stack and restores them from the other. DWARF CFI in that
 //! assembly (SEH unwind data on Windows) lets debuggers, panics' backtraces and
 //! profilers walk from a coroutine's frames into the frames of whoever resumed it.

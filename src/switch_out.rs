@@ -99,7 +99,7 @@ pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Trans
 ///
 /// # Safety
 /// Must run on a coroutine stack whose LINK slot `link` holds the frame record of a
-/// resumer that is blocked in `stackful_fiber_enter`/`stackful_fiber_switch_in`.
+/// resumer that is blocked in [`switch_in`] or [`enter`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {

@@ -854,7 +854,8 @@ const SWITCHES: u64 = 2000;
 
 #[test]
 fn first_entry_and_return_preserve_registers() {
-    // The first resume goes through `stackful_fiber_enter`; the coroutine's first
+    // The first resume goes through `stackful_fiber_start` (x86_64, aarch64) or
+    // `stackful_fiber_enter` (the other targets); the coroutine's first
     // switch back (a yield, or the return of a closure that never yields) restores
     // what enter saved.
     for round in 0..200u64 {
@@ -1144,7 +1145,7 @@ fn resume_for_backtrace_probe(g: &mut StackfulGenerator<'_, String, (), ()>) -> 
 
 #[test]
 fn backtrace_crosses_switch_generator() {
-    // The first resume enters the coroutine (stackful_fiber_enter), the later ones
+    // The first resume enters the coroutine (stackful_fiber_start/_enter), the later ones
     // switch in; the backtrace must reach the resumer's frames every time.
     let mut g = StackfulGenerator::new(|y: &YieldHandle<String>, ()| {
         for _ in 0..5 {
