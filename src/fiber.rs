@@ -64,6 +64,10 @@ const CANCELLING: usize = 1;
 /// (a destructor suspended); it cannot be cancelled.
 const SUSPENDED_PANICKING: usize = 2;
 
+/// The poll state recorded for a coroutine that is being cancelled: no poll state
+/// equals it (they are 0 or a word-aligned address, plus at most bit 0).
+const NO_POLL_STATE: usize = usize::MAX;
+
 /// Number of stacks leaked because a suspended coroutine could not be unwound.
 static LEAKED_STACKS: AtomicUsize = AtomicUsize::new(0);
 
@@ -161,13 +165,7 @@ impl<'a> Fiber<'a> {
         let top = stack.top();
         let bottom = stack.bottom();
         if top % 16 != 0 || top <= bottom || top - bottom < 4096 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
-                     aligned and the stack at least 4096 bytes"
-                ),
-            ));
+            return Err(unusable_stack(bottom, top));
         }
         let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
         let fiber_top = closure & !15;
@@ -211,7 +209,7 @@ impl<'a> Fiber<'a> {
     /// The state is `Fresh` or `Suspended`; `arg` is what the coroutine expects (a
     /// pointer to a resume value that stays valid until it is read, or `CANCEL` when
     /// `Suspended`). The message and its payload are valid until the next resume.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> *mut Message {
         // SAFETY: the word below the flags is ours (see the layout above).
         unsafe {
@@ -225,32 +223,54 @@ impl<'a> Fiber<'a> {
             // its stack is alive (we own it).
             unsafe { arch::switch_in(arg, self.sp, self.link) }
         } else {
-            debug_assert_eq!(self.state, State::Fresh);
-            debug_assert_ne!(arg, CANCEL);
-            self.state = State::Running;
-            let start = Start {
-                closure: self.closure,
-                arg,
-            };
-            // SAFETY: the fiber top is 16-aligned with its flags initialised (new_inner);
-            // `entry` leaves only through switch_out; `start` outlives the call.
-            unsafe {
-                arch::enter(
-                    &start as *const Start as usize,
-                    self.link as usize + LINK_BELOW_TOP,
-                    self.entry,
-                )
-            }
+            // SAFETY: per our caller, Fresh (the only other resumable state).
+            unsafe { self.start(arg) }
         };
         self.sp = transfer.sp;
         let msg = transfer.data as *mut Message;
         // SAFETY: every switch_out passes a pointer to a live Message.
-        self.state = match unsafe { (*msg).kind } {
-            Kind::Yield | Kind::Pending => State::Suspended,
-            Kind::Return => State::Returned,
-            Kind::Panic => State::Panicked,
+        let kind = unsafe { (*msg).kind };
+        self.state = if kind == Kind::Yield || kind == Kind::Pending {
+            State::Suspended
+        } else {
+            finished_state(kind)
         };
         msg
+    }
+
+    /// The first resume: enters the closure on its fresh stack (out of line: it runs
+    /// once per coroutine, and keeps the resume path small enough to inline).
+    ///
+    /// # Safety
+    /// The state is `Fresh`; `arg` is not `CANCEL`.
+    #[inline(never)]
+    unsafe fn start(&mut self, arg: usize) -> arch::Transfer {
+        debug_assert_eq!(self.state, State::Fresh);
+        debug_assert_ne!(arg, CANCEL);
+        self.state = State::Running;
+        let start = Start {
+            closure: self.closure,
+            arg,
+        };
+        // SAFETY: the fiber top is 16-aligned with its flags initialised (new_inner);
+        // `entry` leaves only through switch_out; `start` outlives the call.
+        unsafe {
+            arch::enter(
+                &start as *const Start as usize,
+                self.link as usize + LINK_BELOW_TOP,
+                self.entry,
+            )
+        }
+    }
+}
+
+/// The state after a message that ends the coroutine.
+#[cold]
+fn finished_state(kind: Kind) -> State {
+    match kind {
+        Kind::Return => State::Returned,
+        Kind::Panic => State::Panicked,
+        Kind::Yield | Kind::Pending => State::Suspended,
     }
 }
 
@@ -276,6 +296,20 @@ impl Drop for Fiber<'_> {
             }
         }
     }
+}
+
+/// The error for a stack that [`Fiber::new`] cannot use (out of line: the check is
+/// on every creation, the error is not).
+#[cold]
+#[inline(never)]
+fn unusable_stack(bottom: usize, top: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
+             aligned and the stack at least 4096 bytes"
+        ),
+    )
 }
 
 unsafe fn drop_closure<F>(closure: *mut u8) {
@@ -368,8 +402,16 @@ unsafe fn begin_cancel(link: *mut usize) -> ! {
              it finished unwinding; it cannot be cancelled (resume it to completion instead)",
         );
     }
-    // SAFETY: the flags word below LINK is ours (see the layout above).
-    unsafe { *link.sub(FLAGS_BELOW_LINK) |= CANCELLING };
+    // SAFETY: the flags word and the poll-state word below LINK are ours (see the
+    // layout above). The coroutine is never resumed again (it cannot suspend any
+    // more), so the poll state recorded here stays: one that no poll has (poll states
+    // are word-aligned addresses with at most bit 0 set), which makes every later
+    // `yeet` on this coroutine take its refusal path (see
+    // `poll_in_progress_since_resume`).
+    unsafe {
+        *link.sub(FLAGS_BELOW_LINK) |= CANCELLING;
+        link.sub(RESUMER_BELOW_LINK).write(NO_POLL_STATE);
+    }
     panic::resume_unwind(Box::new(Cancelled))
 }
 
@@ -387,13 +429,15 @@ pub(crate) unsafe fn is_cancelling(link: *mut usize) -> bool {
 /// Whether the poll state of the thread differs from the one in which the coroutine
 /// of `link` was last resumed (a poll of another coroutine started since, or `wait`
 /// started polling a future since): suspending it now would leave that poll
-/// half-done (see `YieldHandle::yeet` and `future::current_poll_state`).
+/// half-done (see `YieldHandle::yeet` and `future::current_poll_state`). Also true
+/// once the coroutine is being cancelled ([`begin_cancel`] records [`NO_POLL_STATE`]),
+/// when it must not suspend either; [`is_cancelling`] tells the two apart.
 ///
 /// # Safety
 /// `link` is the LINK slot of a live coroutine.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn poll_in_progress_since_resume(link: *mut usize) -> bool {
-    // SAFETY: written by every `Fiber::resume`.
+    // SAFETY: written by every `Fiber::resume` (and by `begin_cancel`).
     unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::future::current_poll_state() }
 }
 

@@ -18,47 +18,62 @@ struct PollFrame {
     cx: *mut Context<'static>,
     /// LINK slot of the coroutine being polled.
     link: *mut usize,
-    /// Set while `wait` is inside `Future::poll` of the future it waits on.
-    polling: Cell<bool>,
 }
+
+/// The thread's poll bookkeeping, in one thread-local (one address computation).
+struct Current {
+    /// The innermost `StackfulFuture` being polled (or dropped) on this thread.
+    frame: Cell<*const PollFrame>,
+    /// Which poll is in progress on this thread, as one word: the LINK slot (an
+    /// address, word-aligned) of the coroutine whose `StackfulFuture`/`StackfulStream`
+    /// poll is current, with bit 0 ([`WAIT_POLLING`]) set while `wait` is inside the
+    /// poll of the future it waits on; 0 outside any poll. Recorded at every resume,
+    /// compared at every `yeet`: a coroutine may only suspend in the same poll state
+    /// it was resumed in, otherwise it would leave a poll half-done (and its frame or
+    /// task context dangling). Kept up to date by [`EnterFrame`] and `wait`, so that
+    /// the resume and the `yeet` each read one word (instead of following `frame`).
+    state: Cell<usize>,
+}
+
+/// Bit 0 of [`Current::state`]: `wait` is inside the poll of the future it waits on.
+const WAIT_POLLING: usize = 1;
 
 thread_local! {
-    /// The innermost `StackfulFuture` being polled (or dropped) on this thread.
-    static CURRENT: Cell<*const PollFrame> = const { Cell::new(ptr::null()) };
+    static CURRENT: Current = const {
+        Current { frame: Cell::new(ptr::null()), state: Cell::new(0) }
+    };
 }
 
-/// Which poll is in progress on this thread, as one word: the LINK slot (an
-/// address, word-aligned) of the coroutine whose `StackfulFuture`/`StackfulStream` poll
-/// is current, with bit 0 set while `wait` is inside the poll of the future it
-/// waits on; 0 outside any poll. Recorded at every resume, compared at every `yeet`:
-/// a coroutine may only suspend in the same poll state it was resumed in, otherwise
-/// it would leave a poll half-done (and its frame or task context dangling).
-#[inline]
+/// Which poll is in progress on this thread (see [`Current::state`]).
+#[inline(always)]
 pub(crate) fn current_poll_state() -> usize {
-    let frame = CURRENT.with(Cell::get);
-    if frame.is_null() {
-        0
-    } else {
-        // SAFETY: a frame is current only while the poll (or drop) that owns it runs.
-        unsafe { (*frame).link as usize | (*frame).polling.get() as usize }
-    }
+    CURRENT.with(|c| c.state.get())
 }
 
-/// Makes `frame` current for its lifetime; restores the previous one on drop, also
-/// when a panic propagates.
-struct EnterFrame(*const PollFrame);
+/// Makes `frame` current for its lifetime; restores the previous frame and poll state
+/// on drop, also when a panic propagates.
+struct EnterFrame {
+    frame: *const PollFrame,
+    state: usize,
+}
 
 impl EnterFrame {
-    #[inline]
+    #[inline(always)]
     fn new(frame: &PollFrame) -> Self {
-        EnterFrame(CURRENT.with(|c| c.replace(frame)))
+        CURRENT.with(|c| EnterFrame {
+            frame: c.frame.replace(frame),
+            state: c.state.replace(frame.link as usize),
+        })
     }
 }
 
 impl Drop for EnterFrame {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        CURRENT.with(|c| {
+            c.frame.set(self.frame);
+            c.state.set(self.state);
+        });
     }
 }
 
@@ -162,15 +177,30 @@ impl<T> Future for StackfulFuture<'_, T> {
         }
         // SAFETY: the state was checked above.
         let msg = unsafe { poll_coroutine(&mut this.generator, cx) };
-        // SAFETY: a fresh message from our coroutine, which returns T and never
-        // yields values (its closure has no yield handle).
-        unsafe {
-            match (*msg).kind {
-                Kind::Pending => Poll::Pending,
-                Kind::Return => Poll::Ready(ptr::read((*msg).payload as *mut T)),
-                Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
-                Kind::Yield => fiber::abort("a StackfulFuture's coroutine yielded a value"),
-            }
+        // SAFETY: a fresh message from our coroutine.
+        if unsafe { (*msg).kind } == Kind::Pending {
+            Poll::Pending
+        } else {
+            // SAFETY: as above.
+            unsafe { take_final_message(msg) }
+        }
+    }
+}
+
+/// The message that ends a future's coroutine (once per future, out of line).
+///
+/// # Safety
+/// `msg` is a fresh message from the coroutine of a `StackfulFuture<T>`, which
+/// returns T and never yields values (its closure has no yield handle).
+#[inline(never)]
+unsafe fn take_final_message<T>(msg: *mut Message) -> Poll<T> {
+    // SAFETY: per the caller: the payload matches the kind and is untaken.
+    unsafe {
+        match (*msg).kind {
+            Kind::Pending => Poll::Pending,
+            Kind::Return => Poll::Ready(ptr::read((*msg).payload as *mut T)),
+            Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
+            Kind::Yield => fiber::abort("a StackfulFuture's coroutine yielded a value"),
         }
     }
 }
@@ -211,7 +241,6 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
     let frame = PollFrame {
         cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
         link: generator.link(),
-        polling: Cell::new(false),
     };
     let _enter = EnterFrame::new(&frame);
     // SAFETY: per the caller.
@@ -225,7 +254,6 @@ pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R,
         let frame = PollFrame {
             cx: ptr::null_mut(),
             link: generator.link(),
-            polling: Cell::new(false),
         };
         let _enter = EnterFrame::new(&frame);
         generator.cancel();
@@ -290,19 +318,29 @@ where
 /// * If called while the coroutine is being dropped (from a destructor running
 ///   during the unwind).
 /// * With `fut`'s own panic, if polling it panics.
+// Not #[inline]. Inlined, it saves a caller that waits in a loop its six-register
+// prologue per call (wait_pending_once: 140 -> 118 Ir), but nested futures got
+// dearer (nesting_futures, 4 and 16 levels: 359 -> 409 and 1,235 -> 1,573 Ir) and
+// the wall-clock time of wait_pending_once was the same (BENCHMARKS.md).
 pub fn wait<T>(fut: impl Future<Output = T>) -> T {
-    let frame = CURRENT.with(Cell::get);
+    let frame = CURRENT.with(|c| c.frame.get());
     if frame.is_null() {
-        return crate::block_on::block_on(fut);
+        return block_on_thread(fut);
     }
     wait_in_coroutine(pin!(fut), frame)
 }
 
-fn wait_in_coroutine<T>(
-    mut fut: Pin<&mut impl Future<Output = T>>,
-    mut frame: *const PollFrame,
-) -> T {
+/// `wait` outside a coroutine (out of line: it blocks the thread anyway).
+#[inline(never)]
+fn block_on_thread<F: Future>(fut: F) -> F::Output {
+    crate::block_on::block_on(fut)
+}
+
+#[inline]
+fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, frame: *const PollFrame) -> T {
+    let mut current = (frame, current_poll_state());
     loop {
+        let (frame, state) = current;
         // SAFETY: CURRENT points at the PollFrame of the poll (or drop) that is running
         // our coroutine; it lives on that caller's stack, which is blocked in the
         // switch below us for as long as we run.
@@ -310,11 +348,11 @@ fn wait_in_coroutine<T>(
         if f.cx.is_null() {
             crate::generator::suspend_while_cancelling("stackful::wait");
         }
-        if f.polling.get() {
+        if state & WAIT_POLLING != 0 {
             nested_wait();
         }
-        f.polling.set(true);
-        let reset = ResetPolling(&f.polling);
+        CURRENT.with(|c| c.state.set(state | WAIT_POLLING));
+        let reset = ResetPolling(state);
         // SAFETY: `cx` is the context of the poll running right now (non-null above).
         let ready = fut.as_mut().poll(unsafe { &mut *f.cx });
         drop(reset);
@@ -330,15 +368,18 @@ fn wait_in_coroutine<T>(
         // passes a pointer to `()`, which we ignore.
         unsafe { fiber::suspend(f.link, &mut msg) };
         // Resumed by the next poll, which installed its own frame.
-        frame = CURRENT.with(Cell::get);
+        current = CURRENT.with(|c| (c.frame.get(), c.state.get()));
     }
 }
 
-struct ResetPolling<'a>(&'a Cell<bool>);
+/// Restores the poll state from before `wait` polled its future (also on a panic);
+/// every poll started inside restored its own on the way out.
+struct ResetPolling(usize);
 
-impl Drop for ResetPolling<'_> {
+impl Drop for ResetPolling {
+    #[inline(always)]
     fn drop(&mut self) {
-        self.0.set(false);
+        CURRENT.with(|c| c.state.set(self.0));
     }
 }
 
@@ -356,7 +397,7 @@ fn nested_wait() -> ! {
 /// thread, i.e. whether [`wait`] would suspend a coroutine rather than block the
 /// thread.
 pub fn in_stackful() -> bool {
-    !CURRENT.with(Cell::get).is_null()
+    !CURRENT.with(|c| c.frame.get()).is_null()
 }
 
 /// Lets other tasks run.

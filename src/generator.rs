@@ -194,7 +194,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     ///
     /// # Safety
     /// The state is `Fresh` or `Suspended`. The message is valid until the next resume.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn resume_raw(&mut self, arg: Resume) -> *mut Message {
         let mut arg = ManuallyDrop::new(arg);
         // SAFETY: per the caller; the coroutine takes `arg` (given up here) with
@@ -252,9 +252,9 @@ impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
     #[inline]
     fn resume(self: Pin<&mut Self>, arg: Resume) -> GeneratorState<Y, R> {
         let this = self.get_mut();
-        match this.fiber.state() {
-            State::Fresh | State::Suspended => {}
-            state => resume_misuse("StackfulGenerator", state),
+        let state = this.fiber.state();
+        if state != State::Suspended && state != State::Fresh {
+            resume_misuse("StackfulGenerator", state);
         }
         // SAFETY: Fresh or Suspended (checked above).
         let msg = unsafe { this.resume_raw(arg) };
@@ -267,8 +267,24 @@ impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
 ///
 /// # Safety
 /// `msg` is the fresh message of a coroutine yielding `Y` and returning `R`.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn take_message<Y, R>(msg: *mut Message) -> GeneratorState<Y, R> {
+    // SAFETY: per the caller: the payload matches the kind and is untaken.
+    unsafe {
+        if (*msg).kind == Kind::Yield {
+            GeneratorState::Yielded(ptr::read((*msg).payload as *mut Y))
+        } else {
+            take_final_message(msg)
+        }
+    }
+}
+
+/// [`take_message`] for every kind but `Yield` (once per generator).
+///
+/// # Safety
+/// As for [`take_message`].
+#[inline(never)]
+unsafe fn take_final_message<Y, R>(msg: *mut Message) -> GeneratorState<Y, R> {
     // SAFETY: per the caller: the payload matches the kind and is untaken.
     unsafe {
         match (*msg).kind {
@@ -347,13 +363,12 @@ impl<Y, Resume> YieldHandle<Y, Resume> {
     ///   `wait(async { y.yeet(x) })`): that poll would be left half-done.
     #[inline]
     pub fn yeet(&self, value: Y) -> Resume {
+        // One comparison covers both misuses (a poll started since the resume, or a
+        // coroutine being dropped: cancellation records a poll state that never
+        // matches); the cold path tells them apart.
         // SAFETY: the handle only exists while its coroutine is alive and running.
-        if unsafe { fiber::is_cancelling(self.link) } {
-            suspend_while_cancelling("YieldHandle::yeet");
-        }
-        // SAFETY: as above.
         if unsafe { fiber::poll_in_progress_since_resume(self.link) } {
-            yeet_across_poll();
+            yeet_refused(self.link);
         }
         let mut value = ManuallyDrop::new(value);
         let mut msg = Message {
@@ -377,8 +392,13 @@ impl<Y, Resume> std::fmt::Debug for YieldHandle<Y, Resume> {
 }
 
 #[cold]
+#[inline(never)]
 #[track_caller]
-fn yeet_across_poll() -> ! {
+fn yeet_refused(link: *mut usize) -> ! {
+    // SAFETY: `link` is the LINK slot of the running coroutine (see `yeet`).
+    if unsafe { fiber::is_cancelling(link) } {
+        suspend_while_cancelling("YieldHandle::yeet");
+    }
     panic!(
         "YieldHandle::yeet called from inside a poll that started after the generator was \
          resumed (a StackfulFuture/StackfulStream it polls, or a future that \

@@ -1,6 +1,6 @@
 //! A bounded per-thread cache of free [`DefaultStack`]s.
 
-use super::{round_stack_size, DefaultStack, Stack};
+use super::{page_size, round_stack_size, DefaultStack, Stack, DEFAULT_STACK_SIZE};
 use std::cell::RefCell;
 use std::io;
 use std::mem::ManuallyDrop;
@@ -65,9 +65,21 @@ pub(crate) struct PooledStack {
 }
 
 impl PooledStack {
+    #[inline]
+    fn new(stack: DefaultStack, save: usize) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = save;
+        PooledStack {
+            stack: ManuallyDrop::new(stack),
+            #[cfg(target_arch = "wasm32")]
+            save,
+        }
+    }
+
     /// A stack with `size` usable bytes (after rounding): from the pool if one of that
     /// size is cached, otherwise freshly mapped. On wasm32, `save` more bytes are
     /// allocated below them for the coroutine's save buffer; natively it is ignored.
+    #[inline]
     pub(crate) fn take(size: usize, save: usize) -> io::Result<Self> {
         #[cfg(target_arch = "wasm32")]
         let size = size
@@ -79,16 +91,35 @@ impl PooledStack {
                     format!("stackful: a save buffer of {save} bytes is too large"),
                 )
             })?;
-        #[cfg(not(target_arch = "wasm32"))]
-        let _ = save;
+        // Fast path: the default size (a whole number of pages on every system, so
+        // no rounding: pages are powers of two no larger than 2 MiB, checked here),
+        // and the most recently freed stack, which usually has it.
+        if size == DEFAULT_STACK_SIZE && DEFAULT_STACK_SIZE & (page_size() - 1) == 0 {
+            let last = POOL
+                .try_with(|p| {
+                    let mut p = p.try_borrow_mut().ok()?;
+                    if p.free.last()?.size() == size {
+                        p.free.pop()
+                    } else {
+                        None
+                    }
+                })
+                .ok()
+                .flatten();
+            if let Some(stack) = last {
+                return Ok(Self::new(stack, save));
+            }
+        }
+        Self::take_slow(size, save)
+    }
+
+    /// [`take`](Self::take) for other sizes, or when the last free stack does not fit.
+    #[inline(never)]
+    fn take_slow(size: usize, save: usize) -> io::Result<Self> {
         let size = round_stack_size(size)?;
         let cached = POOL
             .try_with(|p| {
                 let mut p = p.try_borrow_mut().ok()?;
-                // Usually every stack has the default size: the last one fits.
-                if p.free.last()?.size() == size {
-                    return p.free.pop();
-                }
                 let i = p.free.iter().rposition(|s| s.size() == size)?;
                 Some(p.free.swap_remove(i))
             })
@@ -102,11 +133,7 @@ impl PooledStack {
                 DefaultStack::new(size)?
             }
         };
-        Ok(PooledStack {
-            stack: ManuallyDrop::new(stack),
-            #[cfg(target_arch = "wasm32")]
-            save,
-        })
+        Ok(Self::new(stack, save))
     }
 
     #[inline]
@@ -131,15 +158,16 @@ impl Drop for PooledStack {
     fn drop(&mut self) {
         // SAFETY: taken exactly once, here.
         let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
-        let mut stack = Some(stack);
-        let _ = POOL.try_with(|p| {
-            if let Ok(mut p) = p.try_borrow_mut() {
-                if p.free.len() < p.limit {
-                    p.free.extend(stack.take());
-                }
+        // A stack that is not pooled (limit reached, pool busy) comes back out and is
+        // unmapped after the pool's borrow ended; if the thread's pool is gone (the
+        // thread is exiting), the closure is dropped unrun, which unmaps it too.
+        let rejected = POOL.try_with(move |p| match p.try_borrow_mut() {
+            Ok(mut p) if p.free.len() < p.limit => {
+                p.free.push(stack);
+                None
             }
+            _ => Some(stack),
         });
-        // Not pooled (limit reached, or the thread is exiting): unmapped here.
-        drop(stack);
+        drop(rejected);
     }
 }
