@@ -9,6 +9,9 @@
 //! `.ci/wasm-runner` (which `cargo test --target wasm32-wasip1` uses).
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
+use common::is_child;
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait, Builder};
 use std::cell::Cell;
@@ -35,7 +38,8 @@ extern "C" {
 
 /// Runs the test `name` of this binary in a child process (the asyncified module, or
 /// with `raw` the module as cargo built it, with do-nothing asyncify imports);
-/// returns its exit status and its stderr + stdout.
+/// returns its exit status and its stderr + stdout. The child sees
+/// `STACKFUL_TEST_CHILD=name`, as for `common::run_child` natively.
 fn child(name: &str, raw: bool) -> (i32, String) {
     let args = format!("{name}\0--exact\0--nocapture\0--test-threads=1");
     let env = format!("STACKFUL_TEST_CHILD={name}");
@@ -57,10 +61,6 @@ fn child(name: &str, raw: bool) -> (i32, String) {
     };
     out.truncate(len.min(out.len()));
     (status, String::from_utf8_lossy(&out).into_owned())
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var("STACKFUL_TEST_CHILD").as_deref() == Ok(name)
 }
 
 /// The exit status `.ci/wasi-run.mjs` reports for a trap (`abort()` is one in WASI).
