@@ -26,10 +26,14 @@ WASM_FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-mutable-globals
 # asyncify IN OUT [EXTRA_WASM_OPT_ARGS...]
 # No import may unwind (an empty asyncify-imports list would mean all of them: name
 # a dummy). Indirect calls stay instrumented: closures are called through them.
+# --strip-dwarf: asyncify rewrites every instrumented function, so the DWARF sections
+# rustc wrote no longer match the code; wasm-bindgen's DWARF rewriter (walrus) then
+# panics on some modules ("cannot convert to writable dwarf: InvalidDebugInfoRef",
+# seen with the bridge tests depending on nothing but the checkout's path).
 asyncify() {
     local in=$1 out=$2 wasm_opt
     shift 2
     wasm_opt=$(pick_wasm_opt)
     "$wasm_opt" "$in" -o "$out" "${WASM_FEATURES[@]}" \
-        --asyncify --pass-arg=asyncify-imports@__none__ "$@"
+        --strip-dwarf --asyncify --pass-arg=asyncify-imports@__none__ "$@"
 }
