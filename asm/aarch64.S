@@ -1,16 +1,22 @@
 /*
  * stackful: context switch for AArch64, AAPCS64 (Linux, the BSDs, macOS).
  *
- * A switch has two halves. This file has the resuming half, as two functions that
- * Rust calls as ordinary `extern "C"` functions:
+ * A switch has two halves. This file has the resuming half, as two functions:
  *
  *   Transfer stackful_fiber_enter(usize arg, void *top,
  *                                 void (*entry)(usize arg, usize *link))
- *       Start `entry` on a fresh stack whose (16-byte aligned) highest address is `top`.
- *       Returns when the coroutine first suspends.
- *   Transfer stackful_fiber_switch_in(usize arg, void *sp, usize *link)
- *       Resume a suspended coroutine whose saved stack pointer is `sp`.
- *       Returns when the coroutine suspends again.
+ *       An ordinary `extern "C"` function.  Starts `entry` on a fresh stack whose
+ *       (16-byte aligned) highest address is `top`.  Returns when the coroutine
+ *       first suspends.
+ *   stackful_fiber_switch_in: x0 = arg, x1 = link, x2 = sp
+ *       Resumes a suspended coroutine whose saved stack pointer is `sp`.  Returns
+ *       (x0 = data, x1 = sp, as a Transfer) when the coroutine suspends again.
+ *       Its own calling convention: it preserves only sp, x18, x19 and x29; every
+ *       other general-purpose, vector and flag register may be changed.  It is
+ *       called from a single `asm!` block (`switch_in` in src/arch.rs) that declares
+ *       all of them clobbered, so the compiler saves around the call only the
+ *       registers that are live there.  (x19 and x29 cannot be declared clobbered
+ *       in Rust's `asm!`, which is why they are saved by hand.)
  *
  *   struct Transfer { usize data; void *sp; }   returned in x0:x1.
  *
@@ -19,16 +25,18 @@
  * continuation, and the coroutine's suspension `ret`s to exactly that call site, so
  * the return-address predictor stays right on every switch.
  *
- * Registers.  Both functions are entered by `bl`/`blr`, so only the callee-saved
- * set needs saving: x19-x28, x29 (fp), x30 (lr), and d8-d15 (the low 64 bits of
- * v8-v15; AAPCS64 only preserves those).  They are saved on the resumer's stack and
- * restored when the coroutine suspends.  The coroutine side saves x19 and x29 by
- * hand and declares the rest clobbered, so the compiler saves only the live ones.
+ * Registers.  stackful_fiber_enter is entered by `bl` from Rust as a C function,
+ * so it saves the whole callee-saved set: x19-x28, x29 (fp), x30 (lr), and d8-d15
+ * (the low 64 bits of v8-v15; AAPCS64 only preserves those), on the resumer's
+ * stack, restored when the coroutine suspends.  stackful_fiber_switch_in saves x19
+ * and x30; the continuation it calls saves x29 in a frame record.  The coroutine
+ * side saves x19 and x29 by hand and declares the rest clobbered, so the compiler
+ * saves only the live ones.
  * Not saved: FPCR (rounding mode etc.), thread state shared with the coroutine like
  * <fenv.h>'s environment (see the x86_64 file).  x18 (platform register) is never
  * touched.
  *
- * Resumer's saved-register area (0xa0 bytes; CFA = its top):
+ * Resumer's saved-register area in stackful_fiber_enter (0xa0 bytes; CFA = its top):
  *
  *     CFA-0xa0  x19      CFA-0x98  x20
  *     CFA-0x90  x21      CFA-0x88  x22
@@ -41,8 +49,12 @@
  *     CFA-0x20  d14      CFA-0x18  d15
  *     CFA-0x10  x29      CFA-0x08  x30 (R: return address into Rust)
  *
+ * and in stackful_fiber_switch_in (0x10 bytes):
+ *
+ *     CFA-0x10  x19      CFA-0x08  x30 (R: return address into Rust)
+ *
  * Below it, while the coroutine runs, the continuation pushes the frame record
- * {x29, S} (S = return address inside enter/switch_in) at CFA-0xb0: LINK points there.
+ * {x29, S} (S = return address inside enter/switch_in): LINK points there.
  * Every store has its load at the same offset (SAVE_REGS/RESTORE_REGS below are
  * written side by side; stackful 0.1.5 loaded d8-d15 from slots 0x10 higher than it
  * stored them, a class of bug tests/registers.rs catches).
@@ -61,11 +73,12 @@
  *     top - 32  word owned by Rust (which poll was current at the last resume)
  *     sp = top - 32 when entry is called; entry's frames grow below.
  *
- * Resume: switch_in saves the registers, then `blr`s the continuation found at [sp]
+ * Resume: switch_in saves x19 and x30, then `blr`s the continuation found at [sp]
  * with x0 = arg, x1 = link, x2 = sp (x30 = S).  The continuation pushes {x29, x30},
  * stores sp in LINK, reloads x19/x29 and moves sp to sp + 32.  Suspend: switch_out
  * saves its continuation, x19 and x29, loads sp from LINK, pops {x29, x30} and
  * `ret`s to S with x0 = data, x1 = its sp; switch_in restores and returns to R.
+ * (enter: the same, with the whole register area.)
  *
  * DWARF CFI: inside the trampoline (at the `blr` of entry) the CFA of the frame above
  * is *(sp + 16) + 16 = LINK + 16, the return address (S) is at CFA-8 and x29 at
@@ -203,16 +216,24 @@ FUNC_BEGIN SYM(stackful_fiber_enter)
     .cfi_endproc
 FUNC_END SYM(stackful_fiber_enter)
 
-/* Transfer stackful_fiber_switch_in(x0 = arg, x1 = sp, x2 = link) */
+/* stackful_fiber_switch_in: x0 = arg, x1 = link, x2 = sp; returns x0 = data,
+ * x1 = sp.  Own calling convention (see the header): called only from the asm!
+ * block of `switch_in` in src/arch.rs, which declares every register but sp, x18,
+ * x19 and x29 clobbered.  x19 and x30 (R) are saved here; x29 by the
+ * continuation's frame record. */
 FUNC_BEGIN SYM(stackful_fiber_switch_in)
     .cfi_startproc
-    SAVE_REGS
-    mov     x9, x1
-    mov     x1, x2                  /* the continuation takes x1 = link ... */
-    mov     x2, x9                  /* ... x2 = sp, x0 = arg */
+    stp     x19, x30, [sp, #-16]!
+    .cfi_def_cfa_offset 16
+    .cfi_offset 19, -16
+    .cfi_offset 30, -8
     ldr     x9, [x2]
     blr     x9                      /* x30 = S; returns when the coroutine suspends */
-    RESTORE_REGS_AND_RET            /* x0 = data, x1 = sp */
+    ldp     x19, x30, [sp], #16     /* x0 = data, x1 = sp */
+    .cfi_def_cfa_offset 0
+    .cfi_restore 19
+    .cfi_restore 30
+    ret
     .cfi_endproc
 FUNC_END SYM(stackful_fiber_switch_in)
 

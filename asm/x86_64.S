@@ -1,16 +1,23 @@
 /*
  * stackful: context switch for x86_64, System V ABI (Linux, the BSDs, macOS).
  *
- * A switch has two halves. This file has the resuming half, as two functions that
- * Rust calls as ordinary `extern "C"` functions:
+ * A switch has two halves. This file has the resuming half, as two functions:
  *
  *   Transfer stackful_fiber_enter(usize arg, void *top,
  *                                 void (*entry)(usize arg, usize *link))
- *       Start `entry` on a fresh stack whose (16-byte aligned) highest address is `top`.
- *       Returns when the coroutine first suspends.
- *   Transfer stackful_fiber_switch_in(usize arg, void *sp, usize *link)
- *       Resume a suspended coroutine whose saved stack pointer is `sp`.
- *       Returns when the coroutine suspends again.
+ *       An ordinary `extern "C"` function.  Starts `entry` on a fresh stack whose
+ *       (16-byte aligned) highest address is `top`.  Returns when the coroutine
+ *       first suspends.
+ *   stackful_fiber_switch_in: rdi = arg, rsi = link, rdx = sp
+ *       Resumes a suspended coroutine whose saved stack pointer is `sp`.  Returns
+ *       (rax = data, rdx = sp, as a Transfer) when the coroutine suspends again.
+ *       Its own calling convention: it preserves only rsp, rbp and rbx; every other
+ *       general-purpose, vector and flag register may be changed.  It is called
+ *       from a single `asm!` block (`switch_in` in src/arch.rs) that declares all of
+ *       them clobbered, so the compiler saves around the call only the registers
+ *       that are live there, instead of this function pushing all six callee-saved
+ *       ones on every resume.  (rbp and rbx cannot be declared clobbered in Rust's
+ *       `asm!`, which is why they are saved by hand.)
  *
  *   struct Transfer { usize data; void *sp; }   returned in rax:rdx.
  *   data = the `arg` the coroutine suspended with; sp = its saved stack pointer.
@@ -24,11 +31,13 @@
  * every round trip were mispredicted: 26.6 ns vs 9.6 ns per generator round trip on
  * the benchmark machine (BENCHMARKS.md).
  *
- * Registers.  Both functions are entered by `call`, so only the callee-saved set
- * needs saving: they push rbp, rbx, r12-r15 on the resumer's stack and pop them when
- * the coroutine suspends.  (SysV has no callee-saved vector registers.)  The
- * coroutine side saves rbp and rbx by hand and declares r12-r15 clobbered, so the
- * compiler saves only those that are live there.
+ * Registers.  stackful_fiber_enter is entered by `call` from Rust as a C function,
+ * so it pushes the whole callee-saved set (rbp, rbx, r12-r15) on the resumer's
+ * stack and pops it when the coroutine suspends.  (SysV has no callee-saved vector
+ * registers.)  stackful_fiber_switch_in saves rbx; the continuation it calls pushes
+ * rbp as part of a frame record, and the suspension pops it.  The coroutine side
+ * saves rbp and rbx by hand and declares r12-r15 clobbered, so the compiler saves
+ * only those that are live there.
  *
  * Not saved: the MXCSR control bits and the x87 control word.  SysV makes them
  * callee-saved, but a coroutine is code running *on the current thread*: it shares
@@ -36,19 +45,27 @@
  * thread), the way a callback would.  Saving them costs an ldmxcsr/fldcw pair per
  * switch for a state Rust code never changes.  corosensei makes the same choice.
  *
- * Resumer's stack while the coroutine runs (grows down):
+ * Resumer's stack while the coroutine runs (grows down), first entry:
  *
  *     CFA+0   (resumer's frame)
- *     CFA-8   R: return address into Rust (the `call` of enter/switch_in)
+ *     CFA-8   R: return address into Rust (the `call` of enter)
  *     CFA-16  rbp
  *     CFA-24  rbx
  *     CFA-32  r12
  *     CFA-40  r13
  *     CFA-48  r14
  *     CFA-56  r15
- *     CFA-64  S: return address inside enter/switch_in (its `call` of the
- *             continuation; the coroutine's suspension `ret`s here)
+ *     CFA-64  S: return address inside enter (its `call` of the trampoline;
+ *             the coroutine's suspension `ret`s here)
  *     CFA-72  rbp again            <- LINK points here: {rbp, S} is a frame record
+ *
+ * and after any later resume (stackful_fiber_switch_in):
+ *
+ *     CFA+0   (resumer's frame)
+ *     CFA-8   R: return address into Rust (the `call` in the asm! block)
+ *     CFA-16  rbx
+ *     CFA-24  S: return address inside switch_in (its `call` of the continuation)
+ *     CFA-32  rbp                  <- LINK points here: {rbp, S} is a frame record
  *
  * Suspended coroutine's stack (written by switch_out; `sp` points at its lowest word):
  *
@@ -65,18 +82,19 @@
  *     top - 32  word owned by Rust (which poll was current at the last resume)
  *     top - 40  return address of `call *entry` (label 1), then entry's frames.
  *
- * Resume, step by step: switch_in pushes the six registers, then `call`s the
- * continuation found at [sp] with rdi = arg, rsi = link, rdx = sp.  The continuation
+ * Resume, step by step: switch_in pushes rbx, then `call`s the continuation found
+ * at [sp] with rdi = arg, rsi = link, rdx = sp.  The continuation
  * (in switch_out) pushes rbp (completing the frame record), stores rsp in LINK,
  * moves rsp to sp + 8, pops rbx and rbp and falls through into the coroutine.
  * Suspend: switch_out pushes rbp, rbx and its continuation, puts its rsp in rdx
  * (Transfer.sp) and arg in rax (Transfer.data), loads rsp from LINK, pops rbp and
- * `ret`s to S.  switch_in then pops the six registers and returns to R.
+ * `ret`s to S.  switch_in then pops rbx and returns to R (enter pops the six
+ * registers it pushed).
  *
  * DWARF CFI: inside the trampoline (at the `call` of entry) the CFA of the frame
  * above is *(rsp + 16) + 16 = LINK + 16 (just above S), the return address is at
  * CFA-8 (S) and rbp at CFA-16.  The next frame is enter/switch_in at S, whose own
- * CFI finds R and the six saved registers.  A backtrace or debugger walking up from
+ * CFI finds R and the registers it saved.  A backtrace or debugger walking up from
  * the coroutine therefore continues into the frames of whoever last resumed it.
  * rbp is pointed at top-16 so that frame-pointer walkers (perf --call-graph=fp)
  * follow the same path: [top-16] is the resumer's frame record {rbp, S}.
@@ -153,15 +171,20 @@ FUNC_BEGIN(stackful_fiber_enter)
     .cfi_endproc
 FUNC_END(stackful_fiber_enter)
 
-/* Transfer stackful_fiber_switch_in(rdi = arg, rsi = sp, rdx = link) */
+/* stackful_fiber_switch_in: rdi = arg, rsi = link, rdx = sp; returns rax = data,
+ * rdx = sp.  Own calling convention (see the header): called only from the asm!
+ * block of `switch_in` in src/arch.rs, which declares every register but rsp, rbp
+ * and rbx clobbered.  rbx is saved here, rbp by the continuation's frame record. */
 FUNC_BEGIN(stackful_fiber_switch_in)
     .cfi_startproc
-    SAVE_REGS
-    movq    %rsi, %rax
-    movq    %rdx, %rsi              /* the continuation takes rsi = link ... */
-    movq    %rax, %rdx              /* ... rdx = sp, rdi = arg */
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset %rbx, -16
     callq   *(%rdx)                 /* push S; returns when the coroutine suspends */
-    RESTORE_REGS_AND_RET            /* rax = data, rdx = sp */
+    popq    %rbx                    /* rax = data, rdx = sp */
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbx
+    ret
     .cfi_endproc
 FUNC_END(stackful_fiber_switch_in)
 

@@ -54,6 +54,13 @@ extern "C" {
         entry: EntryFn,
         tib: *const crate::stack::StackTib,
     ) -> RawTransfer;
+    // x86_64 and aarch64 (not Windows): its own calling convention, called from
+    // `switch_in`'s asm! block (asm/x86_64.S, asm/aarch64.S). The signature here
+    // only names the symbol.
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)))]
+    #[link_name = "stackful_fiber_switch_in"]
+    fn fiber_switch_in_custom();
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
     #[link_name = "stackful_fiber_switch_in"]
     fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> RawTransfer;
     // x86_64 and aarch64 suspend with inline assembly (src/switch_out.rs), except on
@@ -140,6 +147,71 @@ pub(crate) unsafe fn enter(arg: usize, top: usize, entry: EntryFn) -> Transfer {
 /// resumed since, and its stack is still allocated.
 #[inline(always)]
 pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Transfer {
+    #[cfg(all(target_arch = "x86_64", not(windows)))]
+    {
+        let (data, new_sp);
+        // SAFETY: forwarded to the caller (see above). `stackful_fiber_switch_in`
+        // preserves rsp, rbp and rbx and may change every other register (its own
+        // convention, asm/x86_64.S): all of them are declared clobbered here, through
+        // the operands and `clobber_abi("C")` plus r12-r15. It is entered by `call`
+        // with rsp aligned as for any call (no `nostack`), and leaves no state on the
+        // stack.
+        unsafe {
+            std::arch::asm!(
+                "call {switch_in}",
+                switch_in = sym fiber_switch_in_custom,
+                inlateout("rdi") arg => _,
+                inlateout("rsi") link => _,
+                inlateout("rdx") sp => new_sp,
+                lateout("rax") data,
+                lateout("r12") _,
+                lateout("r13") _,
+                lateout("r14") _,
+                lateout("r15") _,
+                clobber_abi("C"),
+            );
+        }
+        Transfer { data, sp: new_sp }
+    }
+    #[cfg(all(target_arch = "aarch64", not(windows)))]
+    {
+        let (data, new_sp);
+        // SAFETY: forwarded to the caller (see above). `stackful_fiber_switch_in`
+        // preserves sp, x18, x19 and x29 and may change every other register (its own
+        // convention, asm/aarch64.S): all of them are declared clobbered here, through
+        // the operands, `clobber_abi("C")`, x20-x28, x30 and v8-v15. It is entered by
+        // `bl` with sp 16-byte aligned (no `nostack`) and leaves nothing on the stack.
+        unsafe {
+            std::arch::asm!(
+                "bl {switch_in}",
+                switch_in = sym fiber_switch_in_custom,
+                inlateout("x0") arg => data,
+                inlateout("x1") link => new_sp,
+                inlateout("x2") sp => _,
+                lateout("x20") _,
+                lateout("x21") _,
+                lateout("x22") _,
+                lateout("x23") _,
+                lateout("x24") _,
+                lateout("x25") _,
+                lateout("x26") _,
+                lateout("x27") _,
+                lateout("x28") _,
+                lateout("x30") _,
+                lateout("v8") _,
+                lateout("v9") _,
+                lateout("v10") _,
+                lateout("v11") _,
+                lateout("v12") _,
+                lateout("v13") _,
+                lateout("v14") _,
+                lateout("v15") _,
+                clobber_abi("C"),
+            );
+        }
+        Transfer { data, sp: new_sp }
+    }
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
     // SAFETY: forwarded to the caller (see above).
     Transfer::from_raw(unsafe { fiber_switch_in(arg, sp, link) })
 }

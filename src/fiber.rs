@@ -13,9 +13,11 @@
 //!
 //! * resumer -> coroutine: a pointer to the resume value (typed by the layer above),
 //!   or [`CANCEL`] (0) to make the coroutine unwind.
-//! * coroutine -> resumer: a pointer to a [`Message`]: `Yield`, `Return` or `Panic`,
-//!   with a pointer to the value. The resumer takes the value with `ptr::read`; the
-//!   coroutine never touches it again.
+//! * coroutine -> resumer: one word that the resumer decodes without a load (see
+//!   [`decode`]): a pointer to a yielded value (in a [`Slot`], so bit 0 is clear),
+//!   [`PENDING`] (`wait` is waiting for a future), or for the last switch a pointer
+//!   to a [`Message`] (`Return` or `Panic`, with a pointer to the value) plus 1. The
+//!   resumer takes the value with `ptr::read`; the coroutine never touches it again.
 //!
 //! # Stack layout
 //!
@@ -81,24 +83,75 @@ pub fn leaked_stacks() -> usize {
 /// The private payload a cancelled coroutine unwinds with.
 pub(crate) struct Cancelled;
 
-/// What a coroutine hands to its resumer.
+/// How a coroutine ended, in its last [`Message`].
 #[repr(usize)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Kind {
-    /// `payload` points at a yielded value.
-    Yield,
-    /// No payload: `wait` is waiting for a pending future (futures and streams only).
-    Pending,
+enum Kind {
     /// `payload` points at the closure's return value.
     Return,
     /// `payload` points at a `Box<dyn Any + Send>` panic payload.
     Panic,
 }
 
+/// What a finishing coroutine hands to its resumer (a pointer to it, plus
+/// [`FINAL_TAG`]). Aligned to a word, so bit 0 of its address is free for the tag.
 #[repr(C)]
-pub(crate) struct Message {
-    pub kind: Kind,
-    pub payload: *mut u8,
+struct Message {
+    kind: Kind,
+    payload: *mut u8,
+}
+
+/// The word of a `wait` suspension (`wait` is waiting for a pending future; futures
+/// and streams only): no value's address is 0.
+pub(crate) const PENDING: usize = 0;
+/// Bit 0 of a final word (the address of a [`Message`] plus 1); clear in the
+/// address of a yielded value and in [`PENDING`], so one test tells the last switch
+/// apart from the others.
+const FINAL_TAG: usize = 1;
+
+/// Where a suspending coroutine keeps the value it yields: aligned to at least 2, so
+/// that bit 0 of its address is clear and tells a yield apart from the other words.
+#[repr(C, align(2))]
+pub(crate) struct Slot<T>(pub ManuallyDrop<T>);
+
+/// A decoded coroutine word (see the module docs).
+pub(crate) enum Event {
+    /// Points at the yielded value (the resumer takes it).
+    Yield(*mut u8),
+    /// `wait` is waiting for a pending future.
+    Pending,
+    /// Points at the closure's return value (the resumer takes it).
+    Return(*mut u8),
+    /// Points at the `Box<dyn Any + Send>` panic payload (the resumer takes it).
+    Panic(*mut u8),
+}
+
+/// Whether a word from [`Fiber::resume`] is a suspension, i.e. a yield or
+/// [`PENDING`] (the hot path: one test, no load).
+#[inline(always)]
+pub(crate) fn is_suspension(word: usize) -> bool {
+    word & FINAL_TAG == 0
+}
+
+/// Decodes a word returned by [`Fiber::resume`].
+///
+/// # Safety
+/// `word` was just returned by [`Fiber::resume`] (a final message is still alive).
+#[inline]
+pub(crate) unsafe fn decode(word: usize) -> Event {
+    if word == PENDING {
+        Event::Pending
+    } else if is_suspension(word) {
+        Event::Yield(word as *mut u8)
+    } else {
+        // SAFETY: per the caller, a tagged word is the address of the live final
+        // Message, plus the tag.
+        let msg = unsafe { &*((word - FINAL_TAG) as *const Message) };
+        match msg.kind {
+            Kind::Return => Event::Return(msg.payload),
+            Kind::Panic => Event::Panic(msg.payload),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -122,10 +175,13 @@ struct Start {
 }
 
 pub(crate) struct Fiber<'a> {
-    /// Saved stack pointer while `Suspended`.
+    /// Saved stack pointer while `Suspended`, 0 otherwise: `sp != 0` is the state
+    /// `Suspended` (one compare on the resume path).
     sp: usize,
     /// The LINK slot at the top of the stack.
     link: *mut usize,
+    /// The state while `sp` is 0: `Fresh`, `Running` (set by the first entry and kept
+    /// while the coroutine suspends and resumes), `Returned` or `Panicked`.
     state: State,
     /// Monomorphised entry for the closure type.
     entry: EntryFn,
@@ -194,7 +250,17 @@ impl<'a> Fiber<'a> {
 
     #[inline]
     pub(crate) fn state(&self) -> State {
-        self.state
+        if self.sp != 0 {
+            State::Suspended
+        } else {
+            self.state
+        }
+    }
+
+    /// Whether the state is `Suspended` (what every resume but the first expects).
+    #[inline(always)]
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.sp != 0
     }
 
     /// The LINK slot; what [`suspend`] needs to leave this coroutine.
@@ -203,39 +269,55 @@ impl<'a> Fiber<'a> {
         self.link
     }
 
-    /// Runs the coroutine until it suspends or finishes; returns its message.
+    /// Runs the coroutine until it suspends or finishes; returns its word (decode it
+    /// with [`is_suspension`]/[`decode`]).
     ///
     /// # Safety
     /// The state is `Fresh` or `Suspended`; `arg` is what the coroutine expects (a
     /// pointer to a resume value that stays valid until it is read, or `CANCEL` when
-    /// `Suspended`). The message and its payload are valid until the next resume.
+    /// `Suspended`). The value the word points at is valid until the next resume.
     #[inline(always)]
-    pub(crate) unsafe fn resume(&mut self, arg: usize) -> *mut Message {
+    pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
         // SAFETY: the word below the flags is ours (see the layout above).
         unsafe {
             self.link
                 .sub(RESUMER_BELOW_LINK)
                 .write(crate::future::current_poll_state())
         };
-        let transfer = if self.state == State::Suspended {
-            self.state = State::Running;
-            // SAFETY: Suspended means `sp` is the coroutine's latest save point and
-            // its stack is alive (we own it).
-            unsafe { arch::switch_in(arg, self.sp, self.link) }
+        let sp = self.sp;
+        let transfer = if sp != 0 {
+            // Running: `state` has said so since the first entry.
+            self.sp = 0;
+            // SAFETY: a non-zero `sp` is the coroutine's latest save point and its
+            // stack is alive (we own it).
+            unsafe { arch::switch_in(arg, sp, self.link) }
         } else {
             // SAFETY: per our caller, Fresh (the only other resumable state).
             unsafe { self.start(arg) }
         };
+        // Suspended at `transfer.sp` (non-zero), unless this was the last switch.
         self.sp = transfer.sp;
-        let msg = transfer.data as *mut Message;
-        // SAFETY: every switch_out passes a pointer to a live Message.
-        let kind = unsafe { (*msg).kind };
-        self.state = if kind == Kind::Yield || kind == Kind::Pending {
-            State::Suspended
-        } else {
-            finished_state(kind)
+        if !is_suspension(transfer.data) {
+            // SAFETY: a final word, just received.
+            unsafe { self.finished(transfer.data) };
+        }
+        transfer.data
+    }
+
+    /// Records how the coroutine ended (once per coroutine, out of line).
+    ///
+    /// # Safety
+    /// `word` is the final word the coroutine just switched out with.
+    #[cold]
+    #[inline(never)]
+    unsafe fn finished(&mut self, word: usize) {
+        self.sp = 0;
+        // SAFETY: per the caller.
+        self.state = match unsafe { decode(word) } {
+            Event::Return(_) => State::Returned,
+            Event::Panic(_) => State::Panicked,
+            Event::Yield(_) | Event::Pending => unreachable!("not a final word"),
         };
-        msg
     }
 
     /// The first resume: enters the closure on its fresh stack (out of line: it runs
@@ -264,19 +346,9 @@ impl<'a> Fiber<'a> {
     }
 }
 
-/// The state after a message that ends the coroutine.
-#[cold]
-fn finished_state(kind: Kind) -> State {
-    match kind {
-        Kind::Return => State::Returned,
-        Kind::Panic => State::Panicked,
-        Kind::Yield | Kind::Pending => State::Suspended,
-    }
-}
-
 impl Drop for Fiber<'_> {
     fn drop(&mut self) {
-        match self.state {
+        match self.state() {
             State::Returned | State::Panicked => {
                 // SAFETY: dropped once; the coroutine is finished, nothing runs on it.
                 unsafe { ManuallyDrop::drop(&mut self.stack) }
@@ -342,7 +414,7 @@ where
             };
             // SAFETY: we are on the coroutine stack and `link` is its LINK slot. The
             // resumer takes `value`; this stack is never resumed again.
-            unsafe { arch::switch_out(&mut msg as *mut Message as usize, link) };
+            unsafe { arch::switch_out(&mut msg as *mut Message as usize | FINAL_TAG, link) };
         }
         Err(payload) => {
             let mut payload = ManuallyDrop::new(payload);
@@ -351,23 +423,24 @@ where
                 payload: &mut *payload as *mut Box<dyn Any + Send> as *mut u8,
             };
             // SAFETY: as above.
-            unsafe { arch::switch_out(&mut msg as *mut Message as usize, link) };
+            unsafe { arch::switch_out(&mut msg as *mut Message as usize | FINAL_TAG, link) };
         }
     }
     // A finished coroutine is never resumed (its state is Returned/Panicked).
     abort("a finished coroutine was resumed")
 }
 
-/// Suspends the running coroutine whose LINK slot is `link`, handing `msg` to its
-/// resumer; returns the resumer's argument. If the coroutine is being dropped
+/// Suspends the running coroutine whose LINK slot is `link`, handing `word` (the
+/// address of a [`Slot`] holding the yielded value, or [`PENDING`]) to its resumer;
+/// returns the resumer's argument. If the coroutine is being dropped
 /// (resumed with [`CANCEL`]), this unwinds with the private [`Cancelled`] payload
 /// instead of returning.
 ///
 /// # Safety
 /// `link` belongs to a coroutine that is running (somewhere on the current chain of
-/// stacks), and `msg` follows the protocol of the module docs.
+/// stacks), and `word` follows the protocol of the module docs.
 #[inline]
-pub(crate) unsafe fn suspend(link: *mut usize, msg: *mut Message) -> usize {
+pub(crate) unsafe fn suspend(link: *mut usize, word: usize) -> usize {
     // The thread's panic count is shared by every stack on it; remember whether this
     // coroutine suspends with an unwind of its own in progress.
     let panicking = std::thread::panicking();
@@ -375,8 +448,9 @@ pub(crate) unsafe fn suspend(link: *mut usize, msg: *mut Message) -> usize {
         // SAFETY: the flags word below LINK is ours.
         unsafe { *link.sub(FLAGS_BELOW_LINK) |= SUSPENDED_PANICKING };
     }
+    debug_assert!(is_suspension(word));
     // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
-    let arg = unsafe { arch::switch_out(msg as usize, link) };
+    let arg = unsafe { arch::switch_out(word, link) };
     if arg == CANCEL {
         // SAFETY: as above.
         unsafe { begin_cancel(link) }
@@ -441,13 +515,13 @@ pub(crate) unsafe fn poll_in_progress_since_resume(link: *mut usize) -> bool {
     unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::future::current_poll_state() }
 }
 
-/// Takes a panic payload out of a `Kind::Panic` message.
+/// Takes a panic payload out of an [`Event::Panic`].
 ///
 /// # Safety
-/// `msg` is a live `Kind::Panic` message whose payload has not been taken.
-pub(crate) unsafe fn take_panic(msg: *mut Message) -> Box<dyn Any + Send> {
+/// `payload` is the pointer of a just-decoded [`Event::Panic`], not taken yet.
+pub(crate) unsafe fn take_panic(payload: *mut u8) -> Box<dyn Any + Send> {
     // SAFETY: per the caller, the payload is an untaken Box<dyn Any + Send>.
-    unsafe { ptr::read((*msg).payload as *mut Box<dyn Any + Send>) }
+    unsafe { ptr::read(payload as *mut Box<dyn Any + Send>) }
 }
 
 /// Whether a panic payload is the private cancellation payload.

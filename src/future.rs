@@ -1,7 +1,7 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
-use crate::fiber::{self, Kind, Message, State};
+use crate::fiber::{self, Event, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
@@ -170,37 +170,47 @@ impl<T> Future for StackfulFuture<'_, T> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
-        match this.generator.state() {
-            State::Fresh | State::Suspended => {}
-            State::Returned => panic!("StackfulFuture polled after it completed"),
-            state => resume_misuse("StackfulFuture", state),
+        if !this.generator.is_suspended() {
+            check_first_poll(this.generator.state());
         }
         // SAFETY: the state was checked above.
-        let msg = unsafe { poll_coroutine(&mut this.generator, cx) };
-        // SAFETY: a fresh message from our coroutine.
-        if unsafe { (*msg).kind } == Kind::Pending {
+        let word = unsafe { poll_coroutine(&mut this.generator, cx) };
+        if word == fiber::PENDING {
             Poll::Pending
         } else {
-            // SAFETY: as above.
-            unsafe { take_final_message(msg) }
+            // SAFETY: a fresh word from our coroutine.
+            unsafe { take_final_message(word) }
         }
     }
 }
 
-/// The message that ends a future's coroutine (once per future, out of line).
+/// The poll check when the state is not `Suspended` (out of line): returns if it is
+/// `Fresh`, panics with what was misused otherwise.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn check_first_poll(state: State) {
+    match state {
+        State::Fresh | State::Suspended => {}
+        State::Returned => panic!("StackfulFuture polled after it completed"),
+        state => resume_misuse("StackfulFuture", state),
+    }
+}
+
+/// The word that ends a future's coroutine (once per future, out of line).
 ///
 /// # Safety
-/// `msg` is a fresh message from the coroutine of a `StackfulFuture<T>`, which
+/// `word` is a fresh word from the coroutine of a `StackfulFuture<T>`, which
 /// returns T and never yields values (its closure has no yield handle).
 #[inline(never)]
-unsafe fn take_final_message<T>(msg: *mut Message) -> Poll<T> {
-    // SAFETY: per the caller: the payload matches the kind and is untaken.
+unsafe fn take_final_message<T>(word: usize) -> Poll<T> {
+    // SAFETY: per the caller: the payload matches the event and is untaken.
     unsafe {
-        match (*msg).kind {
-            Kind::Pending => Poll::Pending,
-            Kind::Return => Poll::Ready(ptr::read((*msg).payload as *mut T)),
-            Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
-            Kind::Yield => fiber::abort("a StackfulFuture's coroutine yielded a value"),
+        match fiber::decode(word) {
+            Event::Pending => Poll::Pending,
+            Event::Return(value) => Poll::Ready(ptr::read(value as *mut T)),
+            Event::Panic(payload) => std::panic::resume_unwind(fiber::take_panic(payload)),
+            Event::Yield(_) => fiber::abort("a StackfulFuture's coroutine yielded a value"),
         }
     }
 }
@@ -229,7 +239,7 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
 }
 
 /// Resumes the coroutine of a future or stream for one poll with `cx`: makes it
-/// current for `wait`, resumes it, and returns its message.
+/// current for `wait`, resumes it, and returns its word (see [`fiber::decode`]).
 ///
 /// # Safety
 /// The generator is `Fresh` or `Suspended`.
@@ -237,7 +247,7 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
 pub(crate) unsafe fn poll_coroutine<Y, R>(
     generator: &mut StackfulGenerator<'_, Y, R, ()>,
     cx: &mut Context<'_>,
-) -> *mut Message {
+) -> usize {
     let frame = PollFrame {
         cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
         link: generator.link(),
@@ -359,14 +369,10 @@ fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, frame: *cons
         if let Poll::Ready(value) = ready {
             return value;
         }
-        let mut msg = Message {
-            kind: Kind::Pending,
-            payload: ptr::null_mut(),
-        };
         // SAFETY: `f.link` is the LINK slot of the coroutine being polled, which is
         // running (we are on it, or on a stack it resumed). The poll that resumes us
         // passes a pointer to `()`, which we ignore.
-        unsafe { fiber::suspend(f.link, &mut msg) };
+        unsafe { fiber::suspend(f.link, fiber::PENDING) };
         // Resumed by the next poll, which installed its own frame.
         current = CURRENT.with(|c| (c.frame.get(), c.state.get()));
     }

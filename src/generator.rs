@@ -36,7 +36,7 @@
 //! assert_eq!(g.collect::<Vec<_>>(), [1, 2, 3]);
 //! ```
 
-use crate::fiber::{self, Fiber, Kind, Message, State};
+use crate::fiber::{self, Event, Fiber, Slot, State};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
 use std::io;
@@ -190,12 +190,14 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         self.fiber.link()
     }
 
-    /// Resumes with `arg` and returns the coroutine's message untyped.
+    /// Resumes with `arg` and returns the coroutine's word untyped (see
+    /// [`fiber::decode`]).
     ///
     /// # Safety
-    /// The state is `Fresh` or `Suspended`. The message is valid until the next resume.
+    /// The state is `Fresh` or `Suspended`. What the word points at is valid until
+    /// the next resume.
     #[inline(always)]
-    pub(crate) unsafe fn resume_raw(&mut self, arg: Resume) -> *mut Message {
+    pub(crate) unsafe fn resume_raw(&mut self, arg: Resume) -> usize {
         let mut arg = ManuallyDrop::new(arg);
         // SAFETY: per the caller; the coroutine takes `arg` (given up here) with
         // ptr::read before it can suspend again, or ignores it (`wait`, Resume = ()).
@@ -204,6 +206,12 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
 
     pub(crate) fn state(&self) -> State {
         self.fiber.state()
+    }
+
+    /// Whether the state is `Suspended` (one compare).
+    #[inline(always)]
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.fiber.is_suspended()
     }
 
     /// Unwinds a suspended generator's stack now (what dropping it does).
@@ -215,20 +223,20 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         #[cfg(panic = "unwind")]
         if self.fiber.state() == State::Suspended {
             // SAFETY: Suspended, and CANCEL is the token it expects.
-            let msg = unsafe { self.fiber.resume(fiber::CANCEL) };
-            // SAFETY: the message is fresh and its payload untaken.
-            match unsafe { (*msg).kind } {
-                // SAFETY: a Return message of this generator carries an untaken R.
-                Kind::Return => drop(unsafe { ptr::read((*msg).payload as *mut R) }),
-                Kind::Panic => {
-                    // SAFETY: a Panic message carries an untaken payload box.
-                    let payload = unsafe { fiber::take_panic(msg) };
+            let word = unsafe { self.fiber.resume(fiber::CANCEL) };
+            // SAFETY: the word is fresh and its payload untaken.
+            match unsafe { fiber::decode(word) } {
+                // SAFETY: a Return of this generator carries an untaken R.
+                Event::Return(value) => drop(unsafe { ptr::read(value as *mut R) }),
+                Event::Panic(payload) => {
+                    // SAFETY: a Panic carries an untaken payload box.
+                    let payload = unsafe { fiber::take_panic(payload) };
                     if !fiber::is_cancel_payload(&*payload) && !std::thread::panicking() {
                         std::panic::resume_unwind(payload);
                     }
                 }
                 // `suspend` refuses to yield once CANCEL was received.
-                Kind::Yield | Kind::Pending => fiber::abort("a cancelled coroutine yielded"),
+                Event::Yield(_) | Event::Pending => fiber::abort("a cancelled coroutine yielded"),
             }
         }
     }
@@ -252,48 +260,59 @@ impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
     #[inline]
     fn resume(self: Pin<&mut Self>, arg: Resume) -> GeneratorState<Y, R> {
         let this = self.get_mut();
-        let state = this.fiber.state();
-        if state != State::Suspended && state != State::Fresh {
-            resume_misuse("StackfulGenerator", state);
+        if !this.fiber.is_suspended() {
+            check_first_resume("StackfulGenerator", this.fiber.state());
         }
         // SAFETY: Fresh or Suspended (checked above).
-        let msg = unsafe { this.resume_raw(arg) };
-        // SAFETY: a fresh message from the coroutine, typed by this generator.
-        unsafe { take_message(msg) }
+        let word = unsafe { this.resume_raw(arg) };
+        // SAFETY: a fresh word from the coroutine, typed by this generator.
+        unsafe { take_message(word) }
     }
 }
 
-/// Takes the value out of a message from a generator with these types.
+/// Takes the value out of a word from a generator with these types.
 ///
 /// # Safety
-/// `msg` is the fresh message of a coroutine yielding `Y` and returning `R`.
+/// `word` is the fresh word of a coroutine yielding `Y` and returning `R`.
 #[inline(always)]
-pub(crate) unsafe fn take_message<Y, R>(msg: *mut Message) -> GeneratorState<Y, R> {
-    // SAFETY: per the caller: the payload matches the kind and is untaken.
-    unsafe {
-        if (*msg).kind == Kind::Yield {
-            GeneratorState::Yielded(ptr::read((*msg).payload as *mut Y))
-        } else {
-            take_final_message(msg)
-        }
+pub(crate) unsafe fn take_message<Y, R>(word: usize) -> GeneratorState<Y, R> {
+    if fiber::is_suspension(word) {
+        // `wait` only suspends the future or stream being polled, never a generator.
+        debug_assert_ne!(word, fiber::PENDING, "a generator received `wait`'s word");
+        // SAFETY: per the caller: a generator's suspension word is a yield, which
+        // points at an untaken Y.
+        GeneratorState::Yielded(unsafe { ptr::read(word as *mut Y) })
+    } else {
+        // SAFETY: per the caller.
+        unsafe { take_final_message(word) }
     }
 }
 
-/// [`take_message`] for every kind but `Yield` (once per generator).
+/// [`take_message`] for the final word (once per generator).
 ///
 /// # Safety
 /// As for [`take_message`].
 #[inline(never)]
-unsafe fn take_final_message<Y, R>(msg: *mut Message) -> GeneratorState<Y, R> {
-    // SAFETY: per the caller: the payload matches the kind and is untaken.
+unsafe fn take_final_message<Y, R>(word: usize) -> GeneratorState<Y, R> {
+    // SAFETY: per the caller: the payload matches the event and is untaken.
     unsafe {
-        match (*msg).kind {
-            Kind::Yield => GeneratorState::Yielded(ptr::read((*msg).payload as *mut Y)),
-            Kind::Return => GeneratorState::Complete(ptr::read((*msg).payload as *mut R)),
-            Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
-            // `wait` only suspends the future or stream being polled, never a generator.
-            Kind::Pending => fiber::abort("a plain generator received a `wait` suspension"),
+        match fiber::decode(word) {
+            Event::Yield(value) => GeneratorState::Yielded(ptr::read(value as *mut Y)),
+            Event::Return(value) => GeneratorState::Complete(ptr::read(value as *mut R)),
+            Event::Panic(payload) => std::panic::resume_unwind(fiber::take_panic(payload)),
+            Event::Pending => fiber::abort("a plain generator received a `wait` suspension"),
         }
+    }
+}
+
+/// The resume check when the state is not `Suspended` (out of line): returns if it
+/// is `Fresh`, panics with what was misused otherwise.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn check_first_resume(what: &str, state: State) {
+    if state != State::Fresh {
+        resume_misuse(what, state);
     }
 }
 
@@ -370,16 +389,12 @@ impl<Y, Resume> YieldHandle<Y, Resume> {
         if unsafe { fiber::poll_in_progress_since_resume(self.link) } {
             yeet_refused(self.link);
         }
-        let mut value = ManuallyDrop::new(value);
-        let mut msg = Message {
-            kind: Kind::Yield,
-            payload: &mut *value as *mut Y as *mut u8,
-        };
+        let mut slot = Slot(ManuallyDrop::new(value));
         // SAFETY: the coroutine of `link` is running (we are inside its closure);
-        // the resumer takes `value` with ptr::read; the resume argument is a pointer
-        // to a `Resume` it gave up, which we take exactly once.
+        // the resumer takes the value in `slot` with ptr::read; the resume argument is
+        // a pointer to a `Resume` it gave up, which we take exactly once.
         unsafe {
-            let arg = fiber::suspend(self.link, &mut msg);
+            let arg = fiber::suspend(self.link, &mut slot as *mut Slot<Y> as usize);
             ptr::read(arg as *const Resume)
         }
     }

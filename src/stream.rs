@@ -1,6 +1,6 @@
 //! Async streams written as synchronous generators: [`stream`].
 
-use crate::fiber::{self, Kind, State};
+use crate::fiber::{self, Event, State};
 use crate::future::{cancel_coroutine, poll_coroutine};
 use crate::generator::{resume_misuse, StackfulGenerator, YieldHandle};
 use crate::stack::{Stack, StackStorage};
@@ -122,14 +122,14 @@ impl<T> Stream for StackfulStream<'_, T> {
             state => resume_misuse("StackfulStream", state),
         }
         // SAFETY: the state was checked above.
-        let msg = unsafe { poll_coroutine(&mut this.generator, cx) };
-        // SAFETY: a fresh message from our coroutine, which yields T and returns ().
+        let word = unsafe { poll_coroutine(&mut this.generator, cx) };
+        // SAFETY: a fresh word from our coroutine, which yields T and returns ().
         unsafe {
-            match (*msg).kind {
-                Kind::Yield => Poll::Ready(Some(ptr::read((*msg).payload as *mut T))),
-                Kind::Pending => Poll::Pending,
-                Kind::Return => Poll::Ready(None),
-                Kind::Panic => std::panic::resume_unwind(fiber::take_panic(msg)),
+            match fiber::decode(word) {
+                Event::Yield(value) => Poll::Ready(Some(ptr::read(value as *mut T))),
+                Event::Pending => Poll::Pending,
+                Event::Return(_) => Poll::Ready(None),
+                Event::Panic(payload) => std::panic::resume_unwind(fiber::take_panic(payload)),
             }
         }
     }

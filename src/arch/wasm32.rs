@@ -109,7 +109,12 @@ pub(crate) unsafe fn enter(arg: usize, top: usize, _entry: EntryFn) -> Transfer 
     let rec = (top - LINK_BELOW_TOP) as *mut usize;
     // SAFETY: forwarded to the caller (see above).
     let data = unsafe { stackful_wasm_resume(arg, rec, 1) };
-    Transfer { data, sp: 0 }
+    // `sp` is unused here (the record holds everything), but must be non-zero: to
+    // `Fiber` a non-zero `sp` means "suspended".
+    Transfer {
+        data,
+        sp: rec as usize,
+    }
 }
 
 /// Resumes the coroutine whose link slot is `link`.
@@ -120,7 +125,11 @@ pub(crate) unsafe fn enter(arg: usize, top: usize, _entry: EntryFn) -> Transfer 
 pub(crate) unsafe fn switch_in(arg: usize, _sp: usize, link: *mut usize) -> Transfer {
     // SAFETY: forwarded to the caller (see above).
     let data = unsafe { stackful_wasm_resume(arg, link, 0) };
-    Transfer { data, sp: 0 }
+    // Non-zero, as in `enter`.
+    Transfer {
+        data,
+        sp: link as usize,
+    }
 }
 
 /// Suspends the running coroutine chain up to the coroutine whose link slot is
