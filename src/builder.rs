@@ -74,6 +74,7 @@ impl Builder {
         self.save_buffer_size
     }
 
+    #[inline]
     fn stack(&self) -> io::Result<StackStorage<'static>> {
         StackStorage::default_with_size(self.stack_size, self.save_buffer_size)
     }

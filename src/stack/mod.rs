@@ -193,6 +193,7 @@ impl<'a> StackStorage<'a> {
     /// A default stack of at least `size` usable bytes, from the pool when possible.
     /// On wasm32 a save buffer of `save` bytes is allocated below those bytes (see
     /// [`save_area`](StackStorage::save_area)); natively `save` is ignored.
+    #[inline]
     pub(crate) fn default_with_size(size: usize, save: usize) -> io::Result<Self> {
         Ok(StackStorage::Pooled(pool::PooledStack::take(size, save)?))
     }
@@ -253,13 +254,21 @@ pub(crate) fn round_stack_size(size: usize) -> io::Result<usize> {
 }
 
 /// The system page size, read once.
+#[inline]
 pub(crate) fn page_size() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
-    let cached = PAGE_SIZE.load(Ordering::Relaxed);
-    if cached != 0 {
-        return cached;
+    match PAGE_SIZE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => read_page_size(),
+        cached => cached,
     }
+}
+
+/// [`page_size`], once it is read (0 before).
+static PAGE_SIZE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Reads the page size from the system into [`PAGE_SIZE`].
+#[cold]
+#[inline(never)]
+fn read_page_size() -> usize {
     #[cfg(all(unix, not(target_arch = "wasm32")))]
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -269,6 +278,6 @@ pub(crate) fn page_size() -> usize {
     #[cfg(target_arch = "wasm32")]
     let size = 4096isize;
     let size = if size > 0 { size as usize } else { 4096 };
-    PAGE_SIZE.store(size, Ordering::Relaxed);
+    PAGE_SIZE.store(size, std::sync::atomic::Ordering::Relaxed);
     size
 }

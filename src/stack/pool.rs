@@ -1,59 +1,262 @@
 //! A bounded per-thread cache of free [`DefaultStack`]s.
+//!
+//! The free stacks form an intrusive LIFO list: each one keeps its own
+//! [`DefaultStack`] value and the link to the next one in a [`Node`] at the top of its
+//! usable memory (a page that the coroutine which ran on it has touched). Taking the
+//! most recently freed stack and giving one back are a few loads and stores on
+//! [`Cell`]s, with no borrow flag, bounds check or allocation; the pool itself is four
+//! words per thread, whatever its limit.
 
-use super::{page_size, round_stack_size, DefaultStack, Stack, DEFAULT_STACK_SIZE};
-use std::cell::RefCell;
+use super::{round_stack_size, DefaultStack, Stack};
+use std::cell::Cell;
 use std::io;
-use std::mem::ManuallyDrop;
-use std::ptr::NonNull;
+use std::mem::{self, ManuallyDrop};
+use std::ptr::{self, NonNull};
 
 /// How many free stacks each thread keeps by default.
 pub const DEFAULT_POOL_LIMIT: usize = 16;
 
-/// One thread's free stacks and how many of them it keeps.
+/// What a free stack holds at the top of its usable memory while it is in a pool.
+struct Node {
+    /// The next (less recently freed) stack's node, or null.
+    next: *mut Node,
+    /// The stack this node lies in (it owns the node's memory).
+    stack: DefaultStack,
+}
+
+// A node fits at the top of every default stack, suitably aligned: `top()` is 16-aligned
+// and at least `MIN_STACK_SIZE` bytes above `bottom()` (see `Stack`).
+const _: () = assert!(mem::align_of::<Node>() <= 16 && mem::size_of::<Node>() <= 1024);
+
+/// Where `stack`'s node goes: the last `size_of::<Node>()` bytes below its top.
+#[inline]
+fn node_of(stack: &DefaultStack) -> *mut Node {
+    // Stays inside the stack's usable memory (see the assertion above), so plain
+    // pointer arithmetic suffices.
+    stack.top().as_ptr().cast::<Node>().wrapping_sub(1)
+}
+
+/// One thread's free stacks.
+///
+/// Invariant: `head` is null or the node of a free stack, whose `next` is again null
+/// or a node, [`len`](Pool::len) of them in all; the list owns these stacks, and
+/// nothing else refers to them or to their memory. Stacks are pooled only while the
+/// thread's [`ExitGuard`] is registered ([`State::Armed`]), so that they are unmapped
+/// when the thread exits.
+///
+/// The type has no destructor, so accessing the thread-local involves no check of
+/// whether it is alive, registered or destroyed: only [`ExitGuard`] has one.
 struct Pool {
-    free: Vec<DefaultStack>,
-    limit: usize,
+    head: Cell<*mut Node>,
+    /// How many more stacks may be pooled: `limit - len` when armed, 0 otherwise. The
+    /// only counter the fast paths touch.
+    room: Cell<usize>,
+    limit: Cell<usize>,
+    state: Cell<State>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No stack was pooled yet (the exit guard is not registered): the list is empty.
+    Unarmed,
+    /// The exit guard is registered.
+    Armed,
+    /// The thread is exiting and its pool was emptied for good.
+    Dead,
 }
 
 thread_local! {
-    static POOL: RefCell<Pool> = const {
-        RefCell::new(Pool { free: Vec::new(), limit: DEFAULT_POOL_LIMIT })
+    static POOL: Pool = const {
+        Pool {
+            head: Cell::new(ptr::null_mut()),
+            room: Cell::new(0),
+            limit: Cell::new(DEFAULT_POOL_LIMIT),
+            state: Cell::new(State::Unarmed),
+        }
     };
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
+}
+
+/// Empties the thread's pool for good when the thread exits.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let _ = POOL.try_with(|p| {
+            p.state.set(State::Dead);
+            let all = p.detach(usize::MAX);
+            p.room.set(0);
+            free_list(all);
+        });
+    }
+}
+
+impl Pool {
+    /// Number of stacks in the list.
+    fn len(&self) -> usize {
+        match self.state.get() {
+            State::Armed => self.limit.get() - self.room.get(),
+            State::Unarmed | State::Dead => 0,
+        }
+    }
+
+    /// Unlinks the most recently freed stack if it has `size` usable bytes, and
+    /// returns its node (null otherwise). The caller then owns the stack in the node
+    /// and must move it out before anything else touches the pool.
+    #[inline]
+    fn pop_if(&self, size: usize) -> *mut Node {
+        let node = self.head.get();
+        // SAFETY: a non-null head is a live node of a stack the list owns (invariant);
+        // unlinking it hands the stack over to the caller.
+        unsafe {
+            if node.is_null() || (*node).stack.size() != size {
+                return ptr::null_mut();
+            }
+            self.head.set((*node).next);
+        }
+        self.room.set(self.room.get() + 1);
+        node
+    }
+
+    /// Takes the most recently freed stack with `size` usable bytes, wherever it is.
+    fn remove(&self, size: usize) -> Option<DefaultStack> {
+        let mut prev: *mut Node = ptr::null_mut();
+        let mut node = self.head.get();
+        while !node.is_null() {
+            // SAFETY: `node` (and `prev`, when not null) are live nodes (invariant);
+            // unlinking `node` before its stack is moved out keeps the invariant.
+            unsafe {
+                if (*node).stack.size() == size {
+                    let Node { next, stack } = node.read();
+                    if prev.is_null() {
+                        self.head.set(next);
+                    } else {
+                        (*prev).next = next;
+                    }
+                    self.room.set(self.room.get() + 1);
+                    return Some(stack);
+                }
+                prev = node;
+                node = (*node).next;
+            }
+        }
+        None
+    }
+
+    /// Moves `*stack` into the pool if there is room (returns whether it did). The
+    /// first time, there is none until [`arm`](Pool::arm) is called.
+    ///
+    /// # Safety
+    /// When this returns `true` the pool owns the stack: the caller must neither use
+    /// nor drop `*stack` any more.
+    #[inline]
+    unsafe fn push(&self, stack: &ManuallyDrop<DefaultStack>) -> bool {
+        let room = self.room.get();
+        if room == 0 {
+            return false;
+        }
+        let node = node_of(stack);
+        // SAFETY: the node's bytes lie in the stack's usable memory, which is ours and
+        // unused now that no coroutine runs on it; the caller gives the stack up
+        // (bitwise copied into the node), and linking it in keeps the invariant.
+        unsafe {
+            node.write(Node {
+                next: self.head.get(),
+                stack: ptr::read(&**stack),
+            })
+        };
+        self.head.set(node);
+        self.room.set(room - 1);
+        true
+    }
+
+    /// Registers the exit guard if no stack was pooled yet on this thread (so that
+    /// [`push`](Pool::push) finds room if the limit allows). Says whether it did.
+    fn arm(&self) -> bool {
+        if self.state.get() != State::Unarmed {
+            return false;
+        }
+        // The first access registers the guard's destructor; it fails only if the
+        // guard is already destroyed (the thread is exiting).
+        if EXIT_GUARD.try_with(|_| ()).is_err() {
+            return false;
+        }
+        self.state.set(State::Armed);
+        self.room.set(self.limit.get());
+        true
+    }
+
+    /// Unlinks the `n` most recently freed stacks (all if there are fewer) and
+    /// returns them as a list for [`free_list`]. Leaves `room` to the caller.
+    fn detach(&self, n: usize) -> *mut Node {
+        let first = self.head.get();
+        let mut last = first;
+        if n == 0 || first.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: the nodes from the head are live up to the null link (invariant), and
+        // cutting the list after the `n`th, or the last, keeps it.
+        unsafe {
+            for _ in 1..n {
+                if (*last).next.is_null() {
+                    break;
+                }
+                last = (*last).next;
+            }
+            self.head.set((*last).next);
+            (*last).next = ptr::null_mut();
+        }
+        first
+    }
+
+    /// Sets the limit and keeps at most `keep <= limit` stacks; returns the others
+    /// (the most recently freed ones) for [`free_list`].
+    fn set_limit(&self, limit: usize, keep: usize) -> *mut Node {
+        let len = self.len();
+        let kept = len.min(keep);
+        let surplus = self.detach(len - kept);
+        self.limit.set(limit);
+        if self.state.get() == State::Armed {
+            self.room.set(limit - kept);
+        }
+        surplus
+    }
+}
+
+/// Unmaps every stack of a list that [`Pool::detach`] cut off the pool.
+fn free_list(mut node: *mut Node) {
+    while !node.is_null() {
+        // SAFETY: the detached list owns its stacks, and its nodes are live until their
+        // stack is dropped, after its node was read out here.
+        let Node { next, stack } = unsafe { node.read() };
+        drop(stack);
+        node = next;
+    }
 }
 
 /// How many free default stacks the current thread keeps for reuse.
 pub fn thread_pool_limit() -> usize {
-    POOL.try_with(|p| p.try_borrow().map(|p| p.limit).unwrap_or(0))
-        .unwrap_or(0)
+    POOL.try_with(|p| match p.state.get() {
+        State::Dead => 0,
+        State::Unarmed | State::Armed => p.limit.get(),
+    })
+    .unwrap_or(0)
 }
 
 /// Sets how many free default stacks the current thread keeps for reuse (0 disables
 /// the pool on this thread). Stacks already cached beyond the new limit are unmapped.
 pub fn set_thread_pool_limit(limit: usize) {
-    let _ = POOL.try_with(|p| {
-        // Take the surplus out before dropping it (munmap never re-enters the pool).
-        let surplus: Vec<DefaultStack> = {
-            let mut p = p.borrow_mut();
-            p.limit = limit;
-            let keep = p.free.len().min(limit);
-            p.free.split_off(keep)
-        };
-        drop(surplus);
-    });
+    let _ = POOL.try_with(|p| free_list(p.set_limit(limit, limit)));
 }
 
 /// Number of free stacks cached by the current thread.
 pub(crate) fn thread_pool_len() -> usize {
-    POOL.try_with(|p| p.try_borrow().map(|p| p.free.len()).unwrap_or(0))
-        .unwrap_or(0)
+    POOL.try_with(Pool::len).unwrap_or(0)
 }
 
 /// Unmaps every free stack cached by the current thread.
 pub fn clear_thread_pool() {
-    let _ = POOL.try_with(|p| {
-        let all = std::mem::take(&mut p.borrow_mut().free);
-        drop(all);
-    });
+    let _ = POOL.try_with(|p| free_list(p.set_limit(p.limit.get(), 0)));
 }
 
 /// A default stack that goes back to the current thread's pool when dropped.
@@ -82,53 +285,31 @@ impl PooledStack {
     #[inline]
     pub(crate) fn take(size: usize, save: usize) -> io::Result<Self> {
         #[cfg(target_arch = "wasm32")]
-        let size = size
-            .max(super::MIN_STACK_SIZE)
-            .checked_add(save)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("stackful: a save buffer of {save} bytes is too large"),
-                )
-            })?;
-        // Fast path: the default size (a whole number of pages on every system, so
-        // no rounding: pages are powers of two no larger than 2 MiB, checked here),
-        // and the most recently freed stack, which usually has it.
-        if size == DEFAULT_STACK_SIZE && DEFAULT_STACK_SIZE & (page_size() - 1) == 0 {
-            let last = POOL
-                .try_with(|p| {
-                    let mut p = p.try_borrow_mut().ok()?;
-                    if p.free.last()?.size() == size {
-                        p.free.pop()
-                    } else {
-                        None
-                    }
-                })
-                .ok()
-                .flatten();
-            if let Some(stack) = last {
-                return Ok(Self::new(stack, save));
-            }
+        let size = match size.max(super::MIN_STACK_SIZE).checked_add(save) {
+            Some(size) => size,
+            None => return Err(save_too_large(save)),
+        };
+        // Fast path: the most recently freed stack, if it has exactly `size` bytes. A
+        // pooled stack's size is already rounded (`round_stack_size` leaves it as it
+        // is), so such a `size` needs no rounding either.
+        let node = POOL.try_with(|p| p.pop_if(size)).unwrap_or(ptr::null_mut());
+        if !node.is_null() {
+            // SAFETY: `pop_if` handed the stack in the node over to us, and its memory
+            // stays valid until the stack is dropped.
+            let stack = unsafe { ptr::addr_of!((*node).stack).read() };
+            return Ok(Self::new(stack, save));
         }
         Self::take_slow(size, save)
     }
 
-    /// [`take`](Self::take) for other sizes, or when the last free stack does not fit.
+    /// [`take`](Self::take) for sizes to round, or when the last free stack does not fit.
     #[inline(never)]
     fn take_slow(size: usize, save: usize) -> io::Result<Self> {
         let size = round_stack_size(size)?;
-        let cached = POOL
-            .try_with(|p| {
-                let mut p = p.try_borrow_mut().ok()?;
-                let i = p.free.iter().rposition(|s| s.size() == size)?;
-                Some(p.free.swap_remove(i))
-            })
-            .ok()
-            .flatten();
-        let stack = match cached {
+        let stack = match POOL.try_with(|p| p.remove(size)) {
             // Mapped on this thread, which was prepared then.
-            Some(s) => s,
-            None => {
+            Ok(Some(s)) => s,
+            _ => {
                 super::prepare_thread();
                 DefaultStack::new(size)?
             }
@@ -154,20 +335,142 @@ impl PooledStack {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
+#[cold]
+fn save_too_large(save: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("stackful: a save buffer of {save} bytes is too large"),
+    )
+}
+
+impl PooledStack {
+    /// [`drop`](Drop::drop) when the pool has no room: arms it if this is the first
+    /// stack pooled on this thread, or unmaps the stack (limit reached, or the thread
+    /// is exiting).
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(&mut self) {
+        // SAFETY: the stack is not used again after it was pooled.
+        let pooled = POOL.try_with(|p| p.arm() && unsafe { p.push(&self.stack) });
+        if pooled != Ok(true) {
+            // SAFETY: not pooled, so still ours; dropped exactly once, here.
+            unsafe { ManuallyDrop::drop(&mut self.stack) };
+        }
+    }
+}
+
 impl Drop for PooledStack {
+    #[inline]
     fn drop(&mut self) {
-        // SAFETY: taken exactly once, here.
-        let stack = unsafe { ManuallyDrop::take(&mut self.stack) };
-        // A stack that is not pooled (limit reached, pool busy) comes back out and is
-        // unmapped after the pool's borrow ended; if the thread's pool is gone (the
-        // thread is exiting), the closure is dropped unrun, which unmaps it too.
-        let rejected = POOL.try_with(move |p| match p.try_borrow_mut() {
-            Ok(mut p) if p.free.len() < p.limit => {
-                p.free.push(stack);
-                None
-            }
-            _ => Some(stack),
+        // SAFETY: the stack is not used again after it was pooled.
+        if POOL.try_with(|p| unsafe { p.push(&self.stack) }) != Ok(true) {
+            self.drop_slow();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Serialises the tests that count mapped stacks (a process-wide number).
+    static MAPPING: Mutex<()> = Mutex::new(());
+
+    fn take(size: usize) -> PooledStack {
+        PooledStack::take(size, 0).unwrap()
+    }
+
+    /// Runs `f` with a fresh pool: on a new thread, or on wasm32 (no threads) here,
+    /// with the pool emptied and at its default limit before and after.
+    fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
+        #[cfg(not(target_arch = "wasm32"))]
+        std::thread::spawn(f).join().unwrap();
+        #[cfg(target_arch = "wasm32")]
+        {
+            set_thread_pool_limit(DEFAULT_POOL_LIMIT);
+            clear_thread_pool();
+            f();
+            set_thread_pool_limit(DEFAULT_POOL_LIMIT);
+            clear_thread_pool();
+        }
+    }
+
+    #[test]
+    fn the_most_recently_freed_stack_of_the_size_comes_back() {
+        let _lock = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        on_fresh_thread(|| {
+            let small = round_stack_size(MIN_STACK_SIZE).unwrap();
+            let (a, b, c) = (
+                take(DEFAULT_STACK_SIZE),
+                take(small),
+                take(DEFAULT_STACK_SIZE),
+            );
+            let (a_top, b_top, c_top) = (a.top(), b.top(), c.top());
+            drop((a, b, c));
+            assert_eq!(thread_pool_len(), 3);
+            // From the head, then from the middle of the list (an unrounded size).
+            assert_eq!(take(DEFAULT_STACK_SIZE).top(), c_top);
+            assert_eq!(thread_pool_len(), 3);
+            let x = take(DEFAULT_STACK_SIZE);
+            let y = take(MIN_STACK_SIZE - 1);
+            assert_eq!((x.top(), y.top()), (c_top, b_top));
+            let z = take(DEFAULT_STACK_SIZE);
+            assert_eq!(z.top(), a_top);
+            assert_eq!(thread_pool_len(), 0);
+            drop((x, y, z));
+            // Lowering the limit unmaps the most recently freed ones.
+            set_thread_pool_limit(1);
+            assert_eq!(thread_pool_len(), 1);
+            assert_eq!(take(DEFAULT_STACK_SIZE).top(), c_top);
+            clear_thread_pool();
+            assert_eq!((thread_pool_len(), thread_pool_limit()), (0, 1));
         });
-        drop(rejected);
+    }
+
+    // Not on wasm32: needs threads.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_thread_s_free_stacks_are_unmapped_when_it_exits() {
+        let _lock = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        struct Late;
+        impl Drop for Late {
+            fn drop(&mut self) {
+                // Before or after the pool's guard: either way nothing leaks.
+                drop(take(DEFAULT_STACK_SIZE));
+            }
+        }
+        thread_local! {
+            static LATE: Late = const { Late };
+        }
+        let before = super::super::stats().mapped;
+        on_fresh_thread(|| {
+            LATE.with(|_| ());
+            let stacks: Vec<_> = (0..3).map(|_| take(DEFAULT_STACK_SIZE)).collect();
+            drop(stacks);
+            assert_eq!(thread_pool_len(), 3);
+        });
+        assert_eq!(super::super::stats().mapped, before);
+    }
+
+    // Not on wasm32: ends the pool of a thread.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn an_exited_pool_keeps_nothing() {
+        let _lock = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        let before = super::super::stats().mapped;
+        on_fresh_thread(|| {
+            drop(take(DEFAULT_STACK_SIZE));
+            assert_eq!(thread_pool_len(), 1);
+            // What the thread's exit does.
+            drop(ExitGuard);
+            assert_eq!((thread_pool_len(), thread_pool_limit()), (0, 0));
+            set_thread_pool_limit(4);
+            drop(take(DEFAULT_STACK_SIZE));
+            assert_eq!((thread_pool_len(), thread_pool_limit()), (0, 0));
+        });
+        assert_eq!(super::super::stats().mapped, before);
     }
 }
