@@ -6,6 +6,9 @@
 // info to follow (Asyncify, not a native stack switch).
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::pend_n;
 use futures::task::noop_waker_ref;
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait};
@@ -119,30 +122,13 @@ fn polled_by_delta<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     std::hint::black_box(Pin::new(f).poll(&mut Context::from_waker(noop_waker_ref())))
 }
 
-/// Pending once (waking its task), then ready.
-struct PendOnce(bool);
-
-impl Future for PendOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 #[test]
 fn stackful_future_backtrace_reaches_the_poller() {
     let mut fut = stackful(|| {
         let first = trace();
-        wait(PendOnce(false));
+        wait(pend_n(1, ()));
         let second = trace();
-        wait(PendOnce(false));
+        wait(pend_n(1, ()));
         let third = trace();
         (first, second, third)
     });
@@ -175,7 +161,7 @@ fn backtrace_through_a_generator_inside_a_stackful_future() {
     let mut fut = stackful(|| {
         let mut g: TraceGen<'_> = StackfulGenerator::new(|y: &YieldHandle<String>, ()| {
             // Suspends the future (and this generator with it), then traces.
-            wait(PendOnce(false));
+            wait(pend_n(1, ()));
             y.yeet(trace());
         });
         generator_resumer_inside_the_future(&mut g)

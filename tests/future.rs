@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{panic_message, CountingWaker, Drops, HeapStack, Token};
+use common::{panic_message, pend_n, CountingWaker, Drops, HeapStack, Token};
 use futures::channel::oneshot;
 use futures::executor::block_on;
 use futures::future::FusedFuture;
@@ -24,33 +24,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
-
-/// Returns `Pending` (waking its task at once) `n` times, then `Ready(value)`.
-struct PendN<T> {
-    n: usize,
-    value: Option<T>,
-}
-
-fn pend_n<T: Unpin>(n: usize, value: T) -> PendN<T> {
-    PendN {
-        n,
-        value: Some(value),
-    }
-}
-
-impl<T: Unpin> Future for PendN<T> {
-    type Output = T;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        if self.n == 0 {
-            Poll::Ready(self.value.take().expect("polled after completion"))
-        } else {
-            self.n -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
 
 /// A oneshot receiver whose value is sent by another thread after a short sleep, so
 /// that the receiver really is pending when first polled.

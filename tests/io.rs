@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{in_child, CountingWaker, Drops, Token};
+use common::{in_child, pend_n, CountingWaker, Drops, Token};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -134,23 +134,6 @@ impl Future for PendingForever {
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
         Poll::Pending
-    }
-}
-
-/// Returns `Pending` (waking its task at once) `n` times, then `Ready(())`.
-struct PendN(usize);
-
-impl Future for PendN {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
     }
 }
 
@@ -755,7 +738,7 @@ fn async_reader_panic_propagates_then_reads_fail() {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.0 += 1;
             if self.0 == 2 {
-                wait(PendN(1));
+                wait(pend_n(1, ()));
                 std::panic::panic_any(Payload("in read"));
             }
             buf[0] = 1;
@@ -852,13 +835,13 @@ struct Recorder {
 
 impl Write for Recorder {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        wait(PendN(self.pend));
+        wait(pend_n(self.pend, ()));
         self.data.borrow_mut().extend_from_slice(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        wait(PendN(self.pend));
+        wait(pend_n(self.pend, ()));
         self.flushes.set(self.flushes.get() + 1);
         Ok(())
     }
@@ -1031,7 +1014,7 @@ fn async_writer_panic_propagates_then_writes_fail() {
     struct Panics;
     impl Write for Panics {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            wait(PendN(1));
+            wait(pend_n(1, ()));
             std::panic::panic_any(Payload("in write"))
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -1090,7 +1073,7 @@ fn async_writer_close_drops_the_writer_where_it_may_wait() {
     }
     impl Drop for WaitsOnDrop {
         fn drop(&mut self) {
-            wait(PendN(3));
+            wait(pend_n(3, ()));
             self.0.set(true);
         }
     }
@@ -1225,7 +1208,7 @@ fn lazy_makes_the_reader_on_the_coroutine() {
     let m = made_inside.clone();
     let mut reader = AsyncReader::lazy(move || {
         m.set(in_stackful());
-        wait(PendN(2));
+        wait(pend_n(2, ()));
         Ok(&b"made"[..])
     });
     assert!(!made_inside.get(), "nothing runs before the first poll");

@@ -14,6 +14,9 @@
 //! million switches on one thread and 1 million on each of 8 threads and are run by
 //! `.ci/run` with `cargo test --release --test model -- --ignored`.
 
+mod common;
+
+use common::pend_n;
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait};
 use std::cell::{Cell, RefCell};
@@ -173,22 +176,6 @@ fn count_switches(n: u64) {
 
 // ---------------------------------------------------------------- real run
 
-/// Pending once (waking itself), then ready.
-struct PendingOnce(bool);
-
-impl Future for PendingOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 fn run_body(node: &Node, log: &Log, suspend: &dyn Fn(u32) -> u32) -> Tracked {
     let mut tokens = Vec::new();
     for step in &node.steps {
@@ -257,7 +244,7 @@ fn drive(child: &Node, log: &Log) {
                 log.borrow_mut().push(Ev::Start(id, 0));
                 run_body(child, log, &|_| {
                     count_switches(1);
-                    wait(PendingOnce(false));
+                    wait(pend_n(1, ()));
                     0
                 })
             });

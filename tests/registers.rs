@@ -42,6 +42,9 @@
 ))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod common;
+
+use common::pend_n;
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait};
 use std::backtrace::Backtrace;
@@ -708,23 +711,6 @@ fn resume<Y, R>(g: &mut StackfulGenerator<'_, Y, R, ()>) -> GeneratorState<Y, R>
     Pin::new(g).resume(())
 }
 
-/// Pending on its first poll (waking its task at once), ready on the second.
-struct PendingOnce(bool);
-
-impl Future for PendingOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // The checker itself
 // ---------------------------------------------------------------------------------
@@ -1079,7 +1065,7 @@ fn wait_on_pending_future_preserves_registers() {
     let mut fut = std::pin::pin!(stackful(|| {
         let mut sum = 0;
         for k in 0..WAITS {
-            checked("future: wait (pending once)", || wait(PendingOnce(false)));
+            checked("future: wait (pending once)", || wait(pend_n(1, ())));
             clobber("future: between waits");
             sum += k;
         }
@@ -1111,7 +1097,7 @@ fn executor_and_nested_wait_preserve_registers() {
         futures::executor::block_on(stackful(|| {
             let mut g = StackfulGenerator::new(|y: &YieldHandle<u64>, ()| {
                 for k in 0..200 {
-                    checked("generator in future: wait", || wait(PendingOnce(false)));
+                    checked("generator in future: wait", || wait(pend_n(1, ())));
                     checked("generator in future: yield", || y.yeet(k));
                 }
             });
@@ -1120,7 +1106,7 @@ fn executor_and_nested_wait_preserve_registers() {
                 checked("future: resume generator", || resume(&mut g))
             {
                 total += v;
-                checked("future: wait", || wait(PendingOnce(false)));
+                checked("future: wait", || wait(pend_n(1, ())));
             }
             total
         }))
@@ -1177,7 +1163,7 @@ fn backtrace_crosses_switch_future() {
         let mut traces = Vec::new();
         for _ in 0..5 {
             traces.push(Backtrace::force_capture().to_string());
-            wait(PendingOnce(false));
+            wait(pend_n(1, ()));
         }
         traces.push(Backtrace::force_capture().to_string());
         traces

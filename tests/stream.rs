@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{panic_message, CountingWaker, Drops, HeapStack, Token};
+use common::{panic_message, pend_n, CountingWaker, Drops, HeapStack, Token};
 use futures::executor::{block_on, LocalPool};
 use futures::stream::FusedStream;
 use futures::task::{noop_waker_ref, LocalSpawnExt};
@@ -22,33 +22,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-
-/// Returns `Pending` (waking its task at once) `n` times, then `Ready(value)`.
-struct PendN<T> {
-    n: usize,
-    value: Option<T>,
-}
-
-fn pend_n<T: Unpin>(n: usize, value: T) -> PendN<T> {
-    PendN {
-        n,
-        value: Some(value),
-    }
-}
-
-impl<T: Unpin> Future for PendN<T> {
-    type Output = T;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        if self.n == 0 {
-            Poll::Ready(self.value.take().expect("polled after completion"))
-        } else {
-            self.n -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
 
 /// A future that never completes and records its drop.
 struct PendingForever(#[allow(dead_code)] Token);

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::is_child;
+use common::{is_child, pend_n};
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{stackful, wait, Builder};
 use std::cell::Cell;
@@ -66,22 +66,6 @@ fn child(name: &str, raw: bool) -> (i32, String) {
 /// The exit status `.ci/wasi-run.mjs` reports for a trap (`abort()` is one in WASI).
 const TRAPPED: i32 = 134;
 
-/// A future that is pending `n` times (waking itself each time).
-struct PendingTimes(usize);
-
-impl Future for PendingTimes {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 struct SetOnDrop(Rc<Cell<bool>>);
 impl Drop for SetOnDrop {
     fn drop(&mut self) {
@@ -118,7 +102,7 @@ fn dropping_a_suspended_generator_leaks_its_stack_instead_of_aborting() {
 fn dropping_a_pending_stackful_future_leaks_its_stack() {
     let before = stackful::leaked_stacks();
     let mut fut = Box::pin(stackful(|| {
-        wait(PendingTimes(3));
+        wait(pend_n(3, ()));
         5
     }));
     let waker = futures::task::noop_waker();
@@ -179,12 +163,12 @@ fn wait_suspends_through_nested_generators_and_futures() {
     let fut = stackful(|| {
         let mut gen = StackfulGenerator::new(|y: &YieldHandle<u32, ()>, ()| {
             let inner = stackful(|| {
-                wait(PendingTimes(2));
+                wait(pend_n(2, ()));
                 40
             });
             let v = wait(inner);
             y.yeet(v);
-            wait(PendingTimes(1));
+            wait(pend_n(1, ()));
             v + 2
         });
         let mut out = Vec::new();

@@ -4,11 +4,13 @@
 use stackful::stack::Stack;
 use std::alloc::{self, Layout};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 /// Records which [`Token`]s were created and dropped, to check that every value is
 /// dropped exactly once.
@@ -287,5 +289,34 @@ pub fn killed(status: &std::process::ExitStatus) -> bool {
     #[cfg(windows)]
     {
         status.code().is_some_and(|c| c as u32 >= 0xC000_0000)
+    }
+}
+
+/// Returns `Pending` (waking its task at once) `n` times, then `Ready(value)`.
+pub struct PendN<T> {
+    n: usize,
+    value: Option<T>,
+}
+
+/// A future that is pending `n` times (waking itself each time), then ready with
+/// `value`.
+pub fn pend_n<T: Unpin>(n: usize, value: T) -> PendN<T> {
+    PendN {
+        n,
+        value: Some(value),
+    }
+}
+
+impl<T: Unpin> Future for PendN<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if self.n == 0 {
+            Poll::Ready(self.value.take().expect("polled after completion"))
+        } else {
+            self.n -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
 }
