@@ -30,13 +30,20 @@ fn reaches_the_test_harness(trace: &str) -> bool {
     trace.contains("__rust_begin_short_backtrace")
 }
 
+// The resumer and poller functions below must keep their own names in a release
+// build: each passes its own name through `black_box`, so that no two of them have
+// identical bodies (rustc merges identical functions, and the trace would then name
+// only one of the pair).
+
 #[inline(never)]
 fn resumed_by_alpha(g: &mut TraceGen<'_>) -> GeneratorState<String, ()> {
+    std::hint::black_box("resumed_by_alpha");
     std::hint::black_box(Pin::new(g).resume(()))
 }
 
 #[inline(never)]
 fn resumed_by_beta(g: &mut TraceGen<'_>) -> GeneratorState<String, ()> {
+    std::hint::black_box("resumed_by_beta");
     std::hint::black_box(Pin::new(g).resume(()))
 }
 
@@ -88,6 +95,7 @@ fn generator_backtrace_reaches_the_resumer() {
 
 #[inline(never)]
 fn resumed_from_another_coroutine(g: &mut TraceGen<'_>) -> String {
+    std::hint::black_box("resumed_from_another_coroutine");
     yielded(std::hint::black_box(Pin::new(g).resume(())))
 }
 
@@ -114,11 +122,13 @@ fn generator_backtrace_after_moving_between_resumer_stacks() {
 
 #[inline(never)]
 fn polled_by_gamma<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::hint::black_box("polled_by_gamma");
     std::hint::black_box(Pin::new(f).poll(&mut Context::from_waker(noop_waker_ref())))
 }
 
 #[inline(never)]
 fn polled_by_delta<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::hint::black_box("polled_by_delta");
     std::hint::black_box(Pin::new(f).poll(&mut Context::from_waker(noop_waker_ref())))
 }
 
@@ -153,6 +163,7 @@ fn stackful_future_backtrace_reaches_the_poller() {
 
 #[inline(never)]
 fn generator_resumer_inside_the_future(g: &mut TraceGen<'_>) -> String {
+    std::hint::black_box("generator_resumer_inside_the_future");
     yielded(std::hint::black_box(Pin::new(g).resume(())))
 }
 

@@ -7,6 +7,8 @@
 //! Parameter `idle`: nothing else alive. `alive1000`: 1,000 other suspended
 //! coroutines of the same library are alive during the measurement.
 //! `ours-no-pool` is ours with `set_thread_pool_limit(0)`: the fresh-mmap cost.
+//! `*-unstarted` (ours and stackful 0.1.5) create and drop a coroutine without ever
+//! resuming it: the share of allocation and set-up in the full operation.
 //!
 //! Group `create_run_drop_burst16`: per operation, 16 coroutines are created and
 //! started, then all 16 finish and are dropped (e.g. a fan-out of 16 tasks). A
@@ -23,11 +25,13 @@ pub const ALIVE: usize = 1000;
 pub const BURST: usize = 16;
 
 pub fn cases() -> Vec<Case> {
-    let libs: [(&'static str, Make, u64); 5] = [
+    let libs: [(&'static str, Make, u64); 7] = [
         ("ours", ours, 5_000),
+        ("ours-unstarted", ours_unstarted, 5_000),
         ("ours-no-pool", ours_no_pool, 1_000),
         ("corosensei", corosensei, 1_000),
         ("stackful-0.1.5", stackful_0_1, 1_000),
+        ("stackful-0.1.5-unstarted", stackful_0_1_unstarted, 5_000),
         ("generator-rs", generator_rs, 1_000),
     ];
     let mut v = Vec::new();
@@ -113,6 +117,12 @@ mod ours_impl {
             .collect()
     }
 
+    /// Create and drop, never resumed.
+    #[inline(always)]
+    pub fn unstarted() {
+        drop(black_box(new()));
+    }
+
     #[inline(always)]
     pub fn op() {
         let mut g = black_box(new());
@@ -128,6 +138,15 @@ pub fn ours(param: Option<&str>) -> Run {
     Box::new(move |n| {
         let _others = &others;
         repeat(n, ours_impl::op)
+    })
+}
+
+/// Ours: `StackfulGenerator::new` (pooled stack) and drop, never resumed.
+pub fn ours_unstarted(param: Option<&str>) -> Run {
+    let others = ours_impl::suspended(alive(param));
+    Box::new(move |n| {
+        let _others = &others;
+        repeat(n, ours_impl::unstarted)
     })
 }
 
@@ -247,6 +266,12 @@ mod stackful_0_1_impl {
             .collect()
     }
 
+    /// Create and drop, never resumed.
+    #[inline(always)]
+    pub fn unstarted() {
+        drop(black_box(new()));
+    }
+
     #[inline(always)]
     pub fn op() {
         let mut g = black_box(new());
@@ -262,6 +287,15 @@ pub fn stackful_0_1(param: Option<&str>) -> Run {
     Box::new(move |n| {
         let _others = &others;
         repeat(n, stackful_0_1_impl::op)
+    })
+}
+
+/// stackful 0.1.5: `StackfulGenerator::new` and drop, never resumed.
+pub fn stackful_0_1_unstarted(param: Option<&str>) -> Run {
+    let others = stackful_0_1_impl::suspended(alive(param));
+    Box::new(move |n| {
+        let _others = &others;
+        repeat(n, stackful_0_1_impl::unstarted)
     })
 }
 
