@@ -225,9 +225,13 @@ impl<'a> Fiber<'a> {
     {
         let top = stack.top();
         let bottom = stack.bottom();
-        if top % 16 != 0 || top <= bottom || top - bottom < MIN_FIBER_STACK {
+        // Custom stacks are checked (a wrong `Stack` impl gets an error, not UB); our
+        // own default stacks always pass (see `StackStorage::is_pooled`).
+        if !stack.is_pooled() && (top % 16 != 0 || top <= bottom || top - bottom < MIN_FIBER_STACK)
+        {
             return Err(unusable_stack(bottom, top));
         }
+        debug_assert!(top % 16 == 0 && top > bottom && top - bottom >= MIN_FIBER_STACK);
         let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
         let fiber_top = closure & !15;
         debug_assert!(fiber_top - TOP_RESERVED > bottom + 2048);

@@ -260,7 +260,7 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
 /// Cancels (unwinds) a suspended future or stream coroutine, with a frame that makes
 /// `wait` in its destructors report the misuse instead of suspending.
 pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R, ()>) {
-    if generator.state() == State::Suspended {
+    if generator.is_suspended() {
         let frame = PollFrame {
             cx: ptr::null_mut(),
             link: generator.link(),

@@ -221,6 +221,13 @@ impl<'a> StackStorage<'a> {
         StackStorage::Custom(stack)
     }
 
+    /// Whether this is one of our own default stacks, whose bounds need no check:
+    /// `DefaultStack` maps a page-aligned top and at least [`MIN_STACK_SIZE`] bytes.
+    #[inline]
+    pub(crate) fn is_pooled(&self) -> bool {
+        matches!(self, StackStorage::Pooled(_))
+    }
+
     #[inline]
     pub(crate) fn top(&self) -> usize {
         match self {
