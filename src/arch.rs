@@ -153,22 +153,17 @@ pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Trans
         // SAFETY: forwarded to the caller (see above). `stackful_fiber_switch_in`
         // preserves rsp, rbp and rbx and may change every other register (its own
         // convention, asm/x86_64.S): all of them are declared clobbered here, through
-        // the operands and `clobber_abi("C")` plus r12-r15. It is entered by `call`
-        // with rsp aligned as for any call (no `nostack`), and leaves no state on the
-        // stack.
+        // the operands and `switch_asm!` (the list the suspending half shares). It is
+        // entered by `call` with rsp aligned as for any call (no `nostack`), and
+        // leaves no state on the stack.
         unsafe {
-            std::arch::asm!(
+            crate::switch_out::switch_asm!(
                 "call {switch_in}",
                 switch_in = sym fiber_switch_in_custom,
                 inlateout("rdi") arg => _,
                 inlateout("rsi") link => _,
                 inlateout("rdx") sp => new_sp,
                 lateout("rax") data,
-                lateout("r12") _,
-                lateout("r13") _,
-                lateout("r14") _,
-                lateout("r15") _,
-                clobber_abi("C"),
             );
         }
         Transfer { data, sp: new_sp }
@@ -179,34 +174,16 @@ pub(crate) unsafe fn switch_in(arg: usize, sp: usize, link: *mut usize) -> Trans
         // SAFETY: forwarded to the caller (see above). `stackful_fiber_switch_in`
         // preserves sp, x18, x19 and x29 and may change every other register (its own
         // convention, asm/aarch64.S): all of them are declared clobbered here, through
-        // the operands, `clobber_abi("C")`, x20-x28, x30 and v8-v15. It is entered by
-        // `bl` with sp 16-byte aligned (no `nostack`) and leaves nothing on the stack.
+        // the operands and `switch_asm!` (the list the suspending half shares, x30
+        // included, which `bl` overwrites). It is entered by `bl` with sp 16-byte
+        // aligned (no `nostack`) and leaves nothing on the stack.
         unsafe {
-            std::arch::asm!(
+            crate::switch_out::switch_asm!(
                 "bl {switch_in}",
                 switch_in = sym fiber_switch_in_custom,
                 inlateout("x0") arg => data,
                 inlateout("x1") link => new_sp,
                 inlateout("x2") sp => _,
-                lateout("x20") _,
-                lateout("x21") _,
-                lateout("x22") _,
-                lateout("x23") _,
-                lateout("x24") _,
-                lateout("x25") _,
-                lateout("x26") _,
-                lateout("x27") _,
-                lateout("x28") _,
-                lateout("x30") _,
-                lateout("v8") _,
-                lateout("v9") _,
-                lateout("v10") _,
-                lateout("v11") _,
-                lateout("v12") _,
-                lateout("v13") _,
-                lateout("v14") _,
-                lateout("v15") _,
-                clobber_abi("C"),
             );
         }
         Transfer { data, sp: new_sp }

@@ -13,6 +13,57 @@
 //! register is declared clobbered, so the compiler saves and restores around the
 //! switch exactly the ones that are live in the calling code.
 
+/// `asm!` for either half of a switch (this module's `switch_out`, and
+/// `arch::switch_in`, which `call`s `stackful_fiber_switch_in`): appends, as
+/// clobbered, every register that a switch does not save by hand and that `asm!` can
+/// name. Both halves sit on the same boundary, so they share this one list: across a
+/// switch only rsp, rbp and rbx survive (x86_64), only sp, x18, x19 and x29
+/// (aarch64). The caller's operands must end with a comma.
+#[cfg(target_arch = "x86_64")]
+macro_rules! switch_asm {
+    ($($template_and_operands:tt)*) => {
+        std::arch::asm!(
+            $($template_and_operands)*
+            lateout("r12") _,
+            lateout("r13") _,
+            lateout("r14") _,
+            lateout("r15") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
+/// See the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+macro_rules! switch_asm {
+    ($($template_and_operands:tt)*) => {
+        std::arch::asm!(
+            $($template_and_operands)*
+            lateout("x20") _,
+            lateout("x21") _,
+            lateout("x22") _,
+            lateout("x23") _,
+            lateout("x24") _,
+            lateout("x25") _,
+            lateout("x26") _,
+            lateout("x27") _,
+            lateout("x28") _,
+            lateout("x30") _,
+            lateout("v8") _,
+            lateout("v9") _,
+            lateout("v10") _,
+            lateout("v11") _,
+            lateout("v12") _,
+            lateout("v13") _,
+            lateout("v14") _,
+            lateout("v15") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
+pub(crate) use switch_asm;
+
 /// Suspends the running coroutine, whose LINK slot is `link`, returning `arg` (and
 /// this coroutine's stack pointer) to its resumer; returns the `arg` of the next
 /// resume.
@@ -27,9 +78,10 @@ pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {
     // SAFETY: per the caller. The block leaves with rsp on the resumer's stack and
     // comes back (at label 2, `call`ed by the resumer's switch_in) with rsp, rbx and
     // rbp restored to what they were on entry; all other registers are declared
-    // clobbered except rdi, which carries the resume argument.
+    // clobbered (operands and `switch_asm!`) except rdi, which carries the resume
+    // argument.
     unsafe {
-        std::arch::asm!(
+        switch_asm!(
             // Save rbp, rbx and the continuation; our stack pointer is the handle.
             "push rbp",
             "push rbx",
@@ -53,11 +105,6 @@ pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {
             inlateout("rsi") link => _,
             lateout("rdx") _,
             lateout("rax") _,
-            lateout("r12") _,
-            lateout("r13") _,
-            lateout("r14") _,
-            lateout("r15") _,
-            clobber_abi("C"),
         );
     }
     resumed_with
@@ -78,7 +125,7 @@ pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {
     // x29 restored; all other registers are declared clobbered except x0, which
     // carries the resume argument.
     unsafe {
-        std::arch::asm!(
+        switch_asm!(
             // Save {continuation, pad, x19, x29}; our stack pointer is the handle.
             "adr x9, 2f",
             "stp x9, xzr, [sp, #-32]!",
@@ -104,25 +151,6 @@ pub(crate) unsafe fn switch_out(arg: usize, link: *mut usize) -> usize {
             lateout("x9") _,
             lateout("x10") _,
             lateout("x11") _,
-            lateout("x20") _,
-            lateout("x21") _,
-            lateout("x22") _,
-            lateout("x23") _,
-            lateout("x24") _,
-            lateout("x25") _,
-            lateout("x26") _,
-            lateout("x27") _,
-            lateout("x28") _,
-            lateout("x30") _,
-            lateout("v8") _,
-            lateout("v9") _,
-            lateout("v10") _,
-            lateout("v11") _,
-            lateout("v12") _,
-            lateout("v13") _,
-            lateout("v14") _,
-            lateout("v15") _,
-            clobber_abi("C"),
         );
     }
     resumed_with
