@@ -43,7 +43,7 @@
 use crate::arch::{
     self, EntryFn, FLAGS_BELOW_LINK, LINK_BELOW_TOP, RESUMER_BELOW_LINK, TOP_RESERVED,
 };
-use crate::stack::StackStorage;
+use crate::stack::{StackStorage, MIN_USABLE_STACK};
 use std::any::Any;
 use std::io;
 use std::marker::PhantomData;
@@ -57,9 +57,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// the layers of calls that start a coroutine copies it several times in debug builds,
 /// which would eat a small stack.
 pub(crate) const INLINE_CLOSURE_LIMIT: usize = 1024;
-
-/// The fewest usable bytes a stack must have ([`Fiber::new`] rejects smaller ones).
-const MIN_FIBER_STACK: usize = 4096;
 
 /// Resume token that makes the coroutine unwind from its suspension point.
 pub(crate) const CANCEL: usize = 0;
@@ -209,10 +206,10 @@ impl<'a> Fiber<'a> {
     where
         F: FnOnce(*mut usize, usize) -> T,
     {
-        // A closure that takes at most 1/8 of the smallest stack `new_inner` accepts
-        // needs no look at the stack (the common case, decided at compile time).
+        // A closure that takes at most 1/8 of the smallest stack there is needs no look
+        // at the stack (the common case, decided at compile time).
         let room = mem::size_of::<F>() + mem::align_of::<F>();
-        if room > MIN_FIBER_STACK / 8 && room > stack.top().wrapping_sub(stack.bottom()) / 8 {
+        if room > MIN_USABLE_STACK / 8 && room > (stack.top() - stack.bottom()) / 8 {
             Self::new_inner(stack, Box::new(body))
         } else {
             Self::new_inner(stack, body)
@@ -225,13 +222,8 @@ impl<'a> Fiber<'a> {
     {
         let top = stack.top();
         let bottom = stack.bottom();
-        // Custom stacks are checked (a wrong `Stack` impl gets an error, not UB); our
-        // own default stacks always pass (see `StackStorage::is_pooled`).
-        if !stack.is_pooled() && (top % 16 != 0 || top <= bottom || top - bottom < MIN_FIBER_STACK)
-        {
-            return Err(unusable_stack(bottom, top));
-        }
-        debug_assert!(top % 16 == 0 && top > bottom && top - bottom >= MIN_FIBER_STACK);
+        // Checked when the stack became a `StackStorage` (see `StackStorage::custom`).
+        debug_assert!(top % 16 == 0 && top > bottom && top - bottom >= MIN_USABLE_STACK);
         let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
         let fiber_top = closure & !15;
         debug_assert!(fiber_top - TOP_RESERVED > bottom + 2048);
@@ -377,20 +369,6 @@ impl Drop for Fiber<'_> {
             }
         }
     }
-}
-
-/// The error for a stack that [`Fiber::new`] cannot use (out of line: the check is
-/// on every creation, the error is not).
-#[cold]
-#[inline(never)]
-fn unusable_stack(bottom: usize, top: usize) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
-             aligned and the stack at least 4096 bytes"
-        ),
-    )
 }
 
 unsafe fn drop_closure<F>(closure: *mut u8) {

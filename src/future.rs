@@ -127,7 +127,7 @@ impl<'a, T> StackfulFuture<'a, T> {
         S: Stack + 'a,
         F: FnOnce() -> T + 'a,
     {
-        match Self::on_stack(StackStorage::custom(Box::new(stack)), f) {
+        match StackStorage::custom(Box::new(stack)).and_then(|stack| Self::on_stack(stack, f)) {
             Ok(fut) => fut,
             Err(e) => panic!("StackfulFuture::with_stack: {e}"),
         }

@@ -133,7 +133,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         S: Stack + 'a,
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
-        match Self::on_stack(StackStorage::custom(Box::new(stack)), f) {
+        match StackStorage::custom(Box::new(stack)).and_then(|stack| Self::on_stack(stack, f)) {
             Ok(g) => g,
             Err(e) => panic!("StackfulGenerator::with_stack: {e}"),
         }

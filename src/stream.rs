@@ -86,7 +86,7 @@ impl<'a, T> StackfulStream<'a, T> {
         S: Stack + 'a,
         F: FnOnce(&StreamHandle<T>) + 'a,
     {
-        match Self::on_stack(StackStorage::custom(Box::new(stack)), f) {
+        match StackStorage::custom(Box::new(stack)).and_then(|stack| Self::on_stack(stack, f)) {
             Ok(s) => s,
             Err(e) => panic!("StackfulStream::with_stack: {e}"),
         }

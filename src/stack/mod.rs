@@ -215,17 +215,21 @@ impl<'a> StackStorage<'a> {
         0
     }
 
-    /// A custom stack; prepares the calling thread for overflow reports.
-    pub(crate) fn custom(stack: Box<dyn Stack + 'a>) -> Self {
+    /// A custom stack, if its bounds are usable (the error otherwise, and the stack is
+    /// dropped); prepares the calling thread for overflow reports.
+    ///
+    /// This is where a stack from outside the crate comes in, so its bounds are
+    /// checked here, once: every `StackStorage` has a 16-byte aligned top and at least
+    /// [`MIN_USABLE_STACK`] bytes (default stacks by construction), which is what
+    /// `Fiber::new` relies on. A wrong `Stack` impl gets an error, not UB.
+    pub(crate) fn custom(stack: Box<dyn Stack + 'a>) -> io::Result<Self> {
+        let top = stack.top().as_ptr() as usize;
+        let bottom = stack.bottom().as_ptr() as usize;
+        if top % 16 != 0 || top <= bottom || top - bottom < MIN_USABLE_STACK {
+            return Err(unusable_stack(bottom, top));
+        }
         prepare_thread();
-        StackStorage::Custom(stack)
-    }
-
-    /// Whether this is one of our own default stacks, whose bounds need no check:
-    /// `DefaultStack` maps a page-aligned top and at least [`MIN_STACK_SIZE`] bytes.
-    #[inline]
-    pub(crate) fn is_pooled(&self) -> bool {
-        matches!(self, StackStorage::Pooled(_))
+        Ok(StackStorage::Custom(stack))
     }
 
     #[inline]
@@ -243,6 +247,24 @@ impl<'a> StackStorage<'a> {
             StackStorage::Custom(s) => s.bottom().as_ptr() as usize,
         }
     }
+}
+
+/// The fewest usable bytes of any stack a coroutine runs on: what [`Stack`] promises,
+/// checked for custom stacks by [`StackStorage::custom`] (default stacks have at least
+/// [`MIN_STACK_SIZE`]).
+pub(crate) const MIN_USABLE_STACK: usize = 4096;
+
+/// The error for a custom stack whose bounds are unusable (out of line).
+#[cold]
+#[inline(never)]
+fn unusable_stack(bottom: usize, top: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "stackful: unusable stack {bottom:#x}..{top:#x}: the top must be 16-byte \
+             aligned and the stack at least {MIN_USABLE_STACK} bytes"
+        ),
+    )
 }
 
 /// Rounds a requested usable size to what [`DefaultStack::new`] maps: at least
