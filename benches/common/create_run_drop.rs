@@ -132,24 +132,6 @@ mod ours_impl {
     }
 }
 
-/// Ours: `StackfulGenerator::new` (pooled stack), resume twice, drop.
-pub fn ours(param: Option<&str>) -> Run {
-    let others = ours_impl::suspended(alive(param));
-    Box::new(move |n| {
-        let _others = &others;
-        repeat(n, ours_impl::op)
-    })
-}
-
-/// Ours: `StackfulGenerator::new` (pooled stack) and drop, never resumed.
-pub fn ours_unstarted(param: Option<&str>) -> Run {
-    let others = ours_impl::suspended(alive(param));
-    Box::new(move |n| {
-        let _others = &others;
-        repeat(n, ours_impl::unstarted)
-    })
-}
-
 /// Restores the default pool limit when the case is dropped.
 struct PoolOff;
 
@@ -218,15 +200,6 @@ mod corosensei_impl {
     }
 }
 
-/// corosensei: `Coroutine::new` (fresh `DefaultStack`), resume twice, drop.
-pub fn corosensei(param: Option<&str>) -> Run {
-    let others = corosensei_impl::suspended(alive(param));
-    Box::new(move |n| {
-        let _others = &others;
-        repeat(n, corosensei_impl::op)
-    })
-}
-
 mod stackful_0_1_impl {
     use super::*;
     use stackful_0_1::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
@@ -281,24 +254,6 @@ mod stackful_0_1_impl {
     }
 }
 
-/// stackful 0.1.5: `StackfulGenerator::new` (one-slot stack cache), resume twice, drop.
-pub fn stackful_0_1(param: Option<&str>) -> Run {
-    let others = stackful_0_1_impl::suspended(alive(param));
-    Box::new(move |n| {
-        let _others = &others;
-        repeat(n, stackful_0_1_impl::op)
-    })
-}
-
-/// stackful 0.1.5: `StackfulGenerator::new` and drop, never resumed.
-pub fn stackful_0_1_unstarted(param: Option<&str>) -> Run {
-    let others = stackful_0_1_impl::suspended(alive(param));
-    Box::new(move |n| {
-        let _others = &others;
-        repeat(n, stackful_0_1_impl::unstarted)
-    })
-}
-
 mod generator_rs_impl {
     use super::*;
 
@@ -342,14 +297,57 @@ mod generator_rs_impl {
     }
 }
 
-/// generator-rs: `Gn::new_scoped` (fresh mmap), resume twice, drop.
-pub fn generator_rs(param: Option<&str>) -> Run {
-    let others = generator_rs_impl::suspended(alive(param));
-    Box::new(move |n| {
-        let _others = &others;
-        repeat(n, generator_rs_impl::op)
-    })
+/// A case that times `n` calls of `$imp::$op` while `alive(param)` other suspended
+/// coroutines of the same library exist.
+macro_rules! with_others_alive {
+    ($(#[$doc:meta])* $name:ident, $imp:ident, $op:ident) => {
+        $(#[$doc])*
+        pub fn $name(param: Option<&str>) -> Run {
+            let others = $imp::suspended(alive(param));
+            Box::new(move |n| {
+                let _others = &others;
+                repeat(n, $imp::$op)
+            })
+        }
+    };
 }
+
+with_others_alive!(
+    /// Ours: `StackfulGenerator::new` (pooled stack), resume twice, drop.
+    ours,
+    ours_impl,
+    op
+);
+with_others_alive!(
+    /// Ours: `StackfulGenerator::new` (pooled stack) and drop, never resumed.
+    ours_unstarted,
+    ours_impl,
+    unstarted
+);
+with_others_alive!(
+    /// corosensei: `Coroutine::new` (fresh `DefaultStack`), resume twice, drop.
+    corosensei,
+    corosensei_impl,
+    op
+);
+with_others_alive!(
+    /// stackful 0.1.5: `StackfulGenerator::new` (one-slot stack cache), resume twice, drop.
+    stackful_0_1,
+    stackful_0_1_impl,
+    op
+);
+with_others_alive!(
+    /// stackful 0.1.5: `StackfulGenerator::new` and drop, never resumed.
+    stackful_0_1_unstarted,
+    stackful_0_1_impl,
+    unstarted
+);
+with_others_alive!(
+    /// generator-rs: `Gn::new_scoped` (fresh mmap), resume twice, drop.
+    generator_rs,
+    generator_rs_impl,
+    op
+);
 
 /// Creates and starts `BURST` coroutines, then finishes and drops them all.
 macro_rules! burst {
