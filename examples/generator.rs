@@ -6,9 +6,13 @@
 //! 2. A generator as an `Iterator`: an in-order walk of a binary tree that yields
 //!    from deep inside the recursion.
 //!
+//! Generators that borrow (the outer handle, the tree) are made in a
+//! [`stackful::scope`], which drops them before the borrowed data goes away.
+//!
 //! Run it with `cargo run --example generator`.
 
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
+use stackful::{Scope, ScopedGenerator};
 use std::pin::Pin;
 
 fn nested() {
@@ -19,12 +23,14 @@ fn nested() {
         }
 
         // Yield across nested generators: `gen2` yields on the *outer* handle `y`.
-        let mut gen2 = StackfulGenerator::new(|_: &YieldHandle<(), ()>, ()| {
-            assert_eq!(r, 100);
-            r = y.yeet(100);
+        // It borrows `y` and `r`, so it is made in a scope.
+        stackful::scope(|s| {
+            let mut gen2 = s.generator(|_: &YieldHandle<(), ()>, ()| {
+                assert_eq!(r, 100);
+                r = y.yeet(100);
+            });
+            assert_eq!(Pin::new(&mut gen2).resume(()), GeneratorState::Complete(()));
         });
-        assert_eq!(Pin::new(&mut gen2).resume(()), GeneratorState::Complete(()));
-        drop(gen2);
 
         assert_eq!(r, 1000);
         1000
@@ -80,9 +86,13 @@ impl Tree {
         }
     }
 
-    /// The tree's values in order, produced lazily by a generator.
-    fn in_order(&self) -> StackfulGenerator<'_, (usize, i32), (), ()> {
-        StackfulGenerator::new(move |y: &YieldHandle<(usize, i32)>, ()| self.walk(0, y))
+    /// The tree's values in order, produced lazily by a generator of the scope `s`
+    /// (it borrows the tree).
+    fn in_order<'scope>(
+        &'scope self,
+        s: &'scope Scope<'scope, '_>,
+    ) -> ScopedGenerator<'scope, (usize, i32), (), ()> {
+        s.generator(move |y: &YieldHandle<(usize, i32)>, ()| self.walk(0, y))
     }
 }
 
@@ -93,27 +103,30 @@ fn tree() {
         tree.insert(v);
     }
 
-    let walked: Vec<(usize, i32)> = tree.in_order().collect();
-    println!("tree: in-order walk (depth, value): {walked:?}");
-    let values: Vec<i32> = walked.iter().map(|&(_, v)| v).collect();
-    let mut sorted = input.to_vec();
-    sorted.sort_unstable();
-    assert_eq!(values, sorted);
+    // The walks borrow the tree: scoped generators, dropped when the scope ends.
+    stackful::scope(|s| {
+        let walked: Vec<(usize, i32)> = tree.in_order(s).collect();
+        println!("tree: in-order walk (depth, value): {walked:?}");
+        let values: Vec<i32> = walked.iter().map(|&(_, v)| v).collect();
+        let mut sorted = input.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(values, sorted);
 
-    // Lazy: only as much of the recursion runs as is consumed. Dropping the
-    // unfinished generator unwinds its stack.
-    let first: Vec<i32> = tree.in_order().map(|(_, v)| v).take(3).collect();
-    println!("tree: first three: {first:?}");
-    assert_eq!(first, sorted[..3]);
+        // Lazy: only as much of the recursion runs as is consumed. Dropping the
+        // unfinished generator unwinds its stack.
+        let first: Vec<i32> = tree.in_order(s).map(|(_, v)| v).take(3).collect();
+        println!("tree: first three: {first:?}");
+        assert_eq!(first, sorted[..3]);
 
-    let depth = walked.iter().map(|&(d, _)| d).max().unwrap_or(0);
-    let deepest: Vec<i32> = tree
-        .in_order()
-        .filter(|&(d, _)| d == depth)
-        .map(|(_, v)| v)
-        .collect();
-    println!("tree: deepest nodes (depth {depth}): {deepest:?}");
-    assert_eq!((depth, deepest), (3, vec![35, 45, 65]));
+        let depth = walked.iter().map(|&(d, _)| d).max().unwrap_or(0);
+        let deepest: Vec<i32> = tree
+            .in_order(s)
+            .filter(|&(d, _)| d == depth)
+            .map(|(_, v)| v)
+            .collect();
+        println!("tree: deepest nodes (depth {depth}): {deepest:?}");
+        assert_eq!((depth, deepest), (3, vec![35, 45, 65]));
+    });
 }
 
 fn main() {

@@ -1,5 +1,6 @@
 //! [`Builder`]: coroutines with a chosen stack size, and fallible construction.
 
+use crate::fiber::OnLeak;
 use crate::future::StackfulFuture;
 use crate::generator::{StackfulGenerator, YieldHandle};
 use crate::stack::{StackStorage, DEFAULT_SAVE_BUFFER_SIZE, DEFAULT_STACK_SIZE};
@@ -75,11 +76,12 @@ impl Builder {
     }
 
     #[inline]
-    fn stack(&self) -> io::Result<StackStorage<'static>> {
+    pub(crate) fn stack(&self) -> io::Result<StackStorage<'static>> {
         StackStorage::default_with_size(self.stack_size, self.save_buffer_size)
     }
 
-    /// Creates a [`StackfulFuture`] running `f`.
+    /// Creates a [`StackfulFuture`] running `f` (`'static`, as for
+    /// [`StackfulFuture::new`]).
     ///
     /// # Errors
     /// If the stack cannot be allocated: `mmap`/`mprotect` failed (address space,
@@ -87,12 +89,14 @@ impl Builder {
     /// is too large to represent.
     pub fn future<'a, T, F>(self, f: F) -> io::Result<StackfulFuture<'a, T>>
     where
-        F: FnOnce() -> T + 'a,
+        F: FnOnce() -> T + 'static,
     {
-        StackfulFuture::on_stack(self.stack()?, f)
+        // SAFETY: the closure is 'static and the stack is ours.
+        unsafe { StackfulFuture::on_stack(self.stack()?, OnLeak::Leak, f) }
     }
 
-    /// Creates a [`StackfulGenerator`] running `f`.
+    /// Creates a [`StackfulGenerator`] running `f` (`'static`, with `'static` yield
+    /// and resume types, as for [`StackfulGenerator::new`]).
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
@@ -101,19 +105,77 @@ impl Builder {
         f: F,
     ) -> io::Result<StackfulGenerator<'a, Y, R, Resume>>
     where
-        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'static,
+        Y: 'static,
+        Resume: 'static,
     {
-        StackfulGenerator::on_stack(self.stack()?, f)
+        // SAFETY: the closure, Y and Resume are 'static and the stack is ours.
+        unsafe { StackfulGenerator::on_stack(self.stack()?, OnLeak::Leak, f) }
     }
 
-    /// Creates a [`StackfulStream`] running `f`.
+    /// Creates a [`StackfulStream`] running `f` (`'static`, with `'static` items, as
+    /// for [`StackfulStream::new`]).
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
     pub fn stream<'a, T, F>(self, f: F) -> io::Result<StackfulStream<'a, T>>
     where
+        F: FnOnce(&StreamHandle<T>) + 'static,
+        T: 'static,
+    {
+        // SAFETY: the closure and T are 'static and the stack is ours.
+        unsafe { StackfulStream::on_stack(self.stack()?, OnLeak::Leak, f) }
+    }
+
+    /// Creates a [`StackfulFuture`] running `f`, which may borrow for `'a`.
+    ///
+    /// # Safety
+    /// As for [`StackfulFuture::new_unchecked`].
+    ///
+    /// # Errors
+    /// As for [`future`](Builder::future).
+    pub unsafe fn future_unchecked<'a, T, F>(self, f: F) -> io::Result<StackfulFuture<'a, T>>
+    where
+        F: FnOnce() -> T + 'a,
+    {
+        // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
+        // leaks.
+        unsafe { StackfulFuture::on_stack(self.stack()?, OnLeak::Abort, f) }
+    }
+
+    /// Creates a [`StackfulGenerator`] running `f`, which (like `Y` and `Resume`) may
+    /// borrow for `'a`.
+    ///
+    /// # Safety
+    /// As for [`StackfulGenerator::new_unchecked`].
+    ///
+    /// # Errors
+    /// As for [`future`](Builder::future).
+    pub unsafe fn generator_unchecked<'a, Y, R, Resume, F>(
+        self,
+        f: F,
+    ) -> io::Result<StackfulGenerator<'a, Y, R, Resume>>
+    where
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+    {
+        // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
+        // leaks.
+        unsafe { StackfulGenerator::on_stack(self.stack()?, OnLeak::Abort, f) }
+    }
+
+    /// Creates a [`StackfulStream`] running `f`, which may borrow for `'a`.
+    ///
+    /// # Safety
+    /// As for [`StackfulStream::new_unchecked`].
+    ///
+    /// # Errors
+    /// As for [`future`](Builder::future).
+    pub unsafe fn stream_unchecked<'a, T, F>(self, f: F) -> io::Result<StackfulStream<'a, T>>
+    where
         F: FnOnce(&StreamHandle<T>) + 'a,
     {
-        StackfulStream::on_stack(self.stack()?, f)
+        // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
+        // leaks.
+        unsafe { StackfulStream::on_stack(self.stack()?, OnLeak::Abort, f) }
     }
 }

@@ -62,9 +62,6 @@ pub(crate) const INLINE_CLOSURE_LIMIT: usize = 1024;
 pub(crate) const CANCEL: usize = 0;
 /// Flag bit: the coroutine has been resumed with [`CANCEL`] and is unwinding.
 const CANCELLING: usize = 1;
-/// Flag bit: the coroutine is suspended in the middle of unwinding a panic of its own
-/// (a destructor suspended); it cannot be cancelled.
-const SUSPENDED_PANICKING: usize = 2;
 
 /// The poll state recorded for a coroutine that is being cancelled: no poll state
 /// equals it (they are 0 or a word-aligned address, plus at most bit 0).
@@ -190,8 +187,26 @@ pub(crate) struct Fiber<'a> {
     /// Drops the closure in place if the fiber is dropped before it started.
     drop_closure: unsafe fn(*mut u8),
     stack: ManuallyDrop<StackStorage<'a>>,
+    /// What dropping the fiber does when it cannot be unwound (see [`OnLeak`]).
+    on_leak: OnLeak,
     /// The closure may borrow for 'a; the fiber is not Send (thread-locals on its stack).
     _marker: PhantomData<(&'a (), *mut ())>,
+}
+
+/// What to do with a coroutine that is dropped while it is suspended and cannot be
+/// unwound (`panic = "abort"`), or while it is still running (its resumer was leaked):
+/// its stack must stay valid forever, since values on it may be pinned and borrowed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum OnLeak {
+    /// Leak the stack (and count it in [`leaked_stacks`]). Sound only when nothing the
+    /// coroutine can reach ends with the borrow of the fiber: its closure, the values
+    /// that flow into it and its stack are `'static` (the safe constructors' bounds).
+    Leak,
+    /// Abort the process: the coroutine borrows from its creator (a scoped coroutine,
+    /// or one made by an `unsafe` unchecked constructor), and once the fiber is gone
+    /// those borrows end while frames on the leaked stack (or threads they started)
+    /// may still use them.
+    Abort,
 }
 
 impl<'a> Fiber<'a> {
@@ -201,8 +216,14 @@ impl<'a> Fiber<'a> {
     /// # Safety
     /// Everything `body` borrows stays valid for `'a` (the typed layers get this from
     /// their `F: 'a` bounds; the bound is not spelled here because a boxed
-    /// `dyn FnOnce(..) -> R + 'a` would then also need `R: 'a`).
-    pub(crate) unsafe fn new<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
+    /// `dyn FnOnce(..) -> R + 'a` would then also need `R: 'a`). With
+    /// [`OnLeak::Leak`], everything the coroutine can reach is `'static` (see
+    /// [`OnLeak`]).
+    pub(crate) unsafe fn new<F, T>(
+        stack: StackStorage<'a>,
+        on_leak: OnLeak,
+        body: F,
+    ) -> io::Result<Self>
     where
         F: FnOnce(*mut usize, usize) -> T,
     {
@@ -210,13 +231,13 @@ impl<'a> Fiber<'a> {
         // at the stack (the common case, decided at compile time).
         let room = mem::size_of::<F>() + mem::align_of::<F>();
         if room > MIN_USABLE_STACK / 8 && room > (stack.top() - stack.bottom()) / 8 {
-            Self::new_inner(stack, Box::new(body))
+            Self::new_inner(stack, on_leak, Box::new(body))
         } else {
-            Self::new_inner(stack, body)
+            Self::new_inner(stack, on_leak, body)
         }
     }
 
-    fn new_inner<F, T>(stack: StackStorage<'a>, body: F) -> io::Result<Self>
+    fn new_inner<F, T>(stack: StackStorage<'a>, on_leak: OnLeak, body: F) -> io::Result<Self>
     where
         F: FnOnce(*mut usize, usize) -> T,
     {
@@ -245,6 +266,7 @@ impl<'a> Fiber<'a> {
             closure: closure as *mut u8,
             drop_closure: drop_closure::<F>,
             stack: ManuallyDrop::new(stack),
+            on_leak,
             _marker: PhantomData,
         })
     }
@@ -364,11 +386,31 @@ impl Drop for Fiber<'_> {
             State::Suspended | State::Running => {
                 // The coroutine could not be unwound (panic=abort), or it is still on the
                 // call stack. Values on its stack may be pinned and referenced from
-                // elsewhere, so the memory must stay valid forever: leak it.
-                LEAKED_STACKS.fetch_add(1, Ordering::Relaxed);
+                // elsewhere, so the memory must stay valid forever: leak it, or abort
+                // when the coroutine borrows what ends with this drop.
+                leak_stack(self.on_leak, self.state());
             }
         }
     }
+}
+
+/// Leaks the stack of a coroutine that cannot be unwound, or aborts (see [`OnLeak`]).
+#[cold]
+#[inline(never)]
+fn leak_stack(on_leak: OnLeak, state: State) {
+    if on_leak == OnLeak::Abort {
+        let why = if state == State::Running {
+            "it is still running (whatever resumed it was leaked)"
+        } else {
+            "it could not be unwound (panic = \"abort\")"
+        };
+        abort(&format!(
+            "a suspended coroutine that borrows from its creator (a scoped coroutine, or \
+             one made by an unchecked constructor) was dropped while {why}; leaking its \
+             stack would let its borrows dangle"
+        ));
+    }
+    LEAKED_STACKS.fetch_add(1, Ordering::Relaxed);
 }
 
 unsafe fn drop_closure<F>(closure: *mut u8) {
@@ -428,13 +470,6 @@ where
 /// stacks), and `word` follows the protocol of the module docs.
 #[inline]
 pub(crate) unsafe fn suspend(link: *mut usize, word: usize) -> usize {
-    // The thread's panic count is shared by every stack on it; remember whether this
-    // coroutine suspends with an unwind of its own in progress.
-    let panicking = std::thread::panicking();
-    if panicking {
-        // SAFETY: the flags word below LINK is ours.
-        unsafe { *link.sub(FLAGS_BELOW_LINK) |= SUSPENDED_PANICKING };
-    }
     debug_assert!(is_suspension(word));
     // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
     let arg = unsafe { arch::switch_out(word, link) };
@@ -442,27 +477,25 @@ pub(crate) unsafe fn suspend(link: *mut usize, word: usize) -> usize {
         // SAFETY: as above.
         unsafe { begin_cancel(link) }
     }
-    if panicking {
-        // SAFETY: as above.
-        unsafe { *link.sub(FLAGS_BELOW_LINK) &= !SUSPENDED_PANICKING };
-    }
     arg
 }
 
+/// Starts unwinding a suspended coroutine that is being dropped.
+///
+/// A coroutine that suspended from a destructor while unwinding a panic of its own
+/// cannot be unwound a second time: the new unwind starts inside a destructor that
+/// runs during the first one, and Rust aborts the process ("panic in a destructor
+/// during cleanup"), soundly. No check is made here: the thread's panic count cannot
+/// tell that case apart from a coroutine that merely suspended while the *thread* was
+/// panicking (resumed from a destructor during an unrelated unwind), which must be
+/// dropped like any other.
+///
+/// # Safety
+/// `link` is the LINK slot of the running coroutine, which was just resumed with
+/// [`CANCEL`].
 #[cold]
 #[inline(never)]
 unsafe fn begin_cancel(link: *mut usize) -> ! {
-    // SAFETY: the flags word below LINK is ours (see the layout above).
-    if unsafe { *link.sub(FLAGS_BELOW_LINK) } & SUSPENDED_PANICKING != 0 {
-        // The coroutine suspended from a destructor while unwinding a panic of its
-        // own. A second unwind cannot start inside that destructor (Rust would abort
-        // with a less helpful message), and the first one cannot be finished without
-        // resuming it normally: there is nothing sound left to do.
-        abort(
-            "a coroutine that suspended while unwinding from a panic was dropped before \
-             it finished unwinding; it cannot be cancelled (resume it to completion instead)",
-        );
-    }
     // SAFETY: the flags word and the poll-state word below LINK are ours (see the
     // layout above). The coroutine is never resumed again (it cannot suspend any
     // more), so the poll state recorded here stays: one that no poll has (poll states

@@ -1,7 +1,7 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
-use crate::fiber::{self, Event, State};
+use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
@@ -18,6 +18,25 @@ struct PollFrame {
     cx: *mut Context<'static>,
     /// LINK slot of the coroutine being polled.
     link: *mut usize,
+    /// Whether the thread was already panicking when this poll began (a poll from a
+    /// destructor during an unrelated unwind): tells a coroutine's own unwind apart
+    /// from the thread's (see [`coroutine_is_unwinding`]).
+    panicking: bool,
+}
+
+/// Whether the coroutine of the poll running on this thread is unwinding: it is being
+/// dropped, or a panic of its own (one that started since this poll began) is
+/// propagating through it. False outside any poll, and when only the thread that polls
+/// it is panicking (a coroutine polled from a destructor during an unrelated unwind
+/// may wait as usual).
+pub(crate) fn coroutine_is_unwinding() -> bool {
+    let frame = CURRENT.with(|c| c.frame.get());
+    if frame.is_null() {
+        return false;
+    }
+    // SAFETY: CURRENT points at the PollFrame of the running poll (see `wait`).
+    let frame = unsafe { &*frame };
+    frame.cx.is_null() || (std::thread::panicking() && !frame.panicking)
 }
 
 /// The thread's poll bookkeeping, in one thread-local (one address computation).
@@ -106,11 +125,19 @@ pub struct StackfulFuture<'a, T> {
 impl<'a, T> StackfulFuture<'a, T> {
     /// Creates a future running `f` on a default stack (see [`stackful`]).
     ///
+    /// `f` is `'static`: a future can be leaked while it is suspended (`mem::forget`,
+    /// an `Rc` cycle, a task that is never polled again, a drop under
+    /// `panic = "abort"`), and its frames must then not hold borrows that end (see the
+    /// crate docs, "Soundness"). `T` need not be `'static`: it only leaves the
+    /// coroutine when the coroutine has finished. To borrow, use
+    /// [`stackful::scope`](crate::scope()) (driving the future to completion inside it)
+    /// or [`new_unchecked`](StackfulFuture::new_unchecked).
+    ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::future`] for the fallible form).
     pub fn new<F>(f: F) -> Self
     where
-        F: FnOnce() -> T + 'a,
+        F: FnOnce() -> T + 'static,
     {
         match Builder::new().future(f) {
             Ok(fut) => fut,
@@ -118,43 +145,116 @@ impl<'a, T> StackfulFuture<'a, T> {
         }
     }
 
-    /// Creates a future running `f` on a caller-provided stack.
+    /// Creates a future running `f` on a caller-provided stack, which is `'static`
+    /// for the reason `f` is.
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
     pub fn with_stack<S, F>(stack: S, f: F) -> Self
     where
-        S: Stack + 'a,
+        S: Stack + 'static,
+        F: FnOnce() -> T + 'static,
+    {
+        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+            // SAFETY: the closure and the stack are 'static (the bounds above).
+            unsafe { Self::on_stack(stack, OnLeak::Leak, f) }
+        });
+        crate::expect_custom("StackfulFuture::with_stack", made)
+    }
+
+    /// Creates a future running `f`, which may borrow for `'a`, on a default stack.
+    ///
+    /// There is no safe way to borrow from a future that an executor may keep, move
+    /// or forget: an async scope cannot be enforced by types. Inside synchronous code,
+    /// [`stackful::scope`](crate::scope()) is the safe alternative.
+    ///
+    /// ```
+    /// use stackful::{wait, future::StackfulFuture};
+    ///
+    /// let data = vec![1, 2, 3];
+    /// // SAFETY: the future is awaited right here, to completion, before `data` is
+    /// // dropped; it is never leaked.
+    /// let fut = unsafe { StackfulFuture::new_unchecked(|| data.iter().map(|&v| wait(async move { v })).sum::<i32>()) };
+    /// assert_eq!(futures::executor::block_on(fut), 6);
+    /// ```
+    ///
+    /// # Safety
+    /// The future must not outlive `'a` unfinished: before anything `f` borrows ends,
+    /// the future must have completed or been dropped. It must not be leaked while it
+    /// is suspended (`mem::forget`, an `Rc` cycle, a task that is never dropped, a
+    /// runtime shut down without dropping its tasks), since code it suspended in the
+    /// middle of (a `std::thread::scope`, a guard) relies on running to its end before
+    /// those borrows end. Dropping it is always fine: it unwinds the suspended stack,
+    /// and where that is impossible (`panic = "abort"`, or a drop while it is still
+    /// running) the process aborts with a message rather than leak it.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::future_unchecked`]).
+    pub unsafe fn new_unchecked<F>(f: F) -> Self
+    where
         F: FnOnce() -> T + 'a,
     {
-        match StackStorage::custom(Box::new(stack)).and_then(|stack| Self::on_stack(stack, f)) {
+        // SAFETY: forwarded to our caller.
+        match unsafe { Builder::new().future_unchecked(f) } {
             Ok(fut) => fut,
-            Err(e) => panic!("StackfulFuture::with_stack: {e}"),
+            Err(e) => crate::allocation_failed("StackfulFuture::new_unchecked", e),
         }
     }
 
-    pub(crate) fn on_stack<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    /// Creates a future running `f` on a caller-provided stack; both may borrow for
+    /// `'a`.
+    ///
+    /// # Safety
+    /// As for [`new_unchecked`](StackfulFuture::new_unchecked); the stack is one of the
+    /// borrows that must outlive the unfinished future.
+    ///
+    /// # Panics
+    /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    pub unsafe fn with_stack_unchecked<S, F>(stack: S, f: F) -> Self
+    where
+        S: Stack + 'a,
+        F: FnOnce() -> T + 'a,
+    {
+        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+            // SAFETY: forwarded to our caller; dropping it unfinished aborts rather
+            // than leaks.
+            unsafe { Self::on_stack(stack, OnLeak::Abort, f) }
+        });
+        crate::expect_custom("StackfulFuture::with_stack_unchecked", made)
+    }
+
+    /// # Safety
+    /// As for [`StackfulGenerator::on_stack`].
+    pub(crate) unsafe fn on_stack<F>(
+        stack: StackStorage<'a>,
+        on_leak: OnLeak,
+        f: F,
+    ) -> io::Result<Self>
     where
         F: FnOnce() -> T + 'a,
     {
         if std::mem::size_of::<F>() > fiber::INLINE_CLOSURE_LIMIT {
             let boxed: Box<dyn FnOnce() -> T + 'a> = Box::new(f);
-            // SAFETY: the boxed closure is `f`, which is valid for 'a.
-            return unsafe { Self::on_stack_inline(stack, boxed) };
+            // SAFETY: the boxed closure is `f`, which is valid for 'a; the rest is
+            // forwarded to our caller.
+            return unsafe { Self::on_stack_inline(stack, on_leak, boxed) };
         }
-        // SAFETY: `f` is valid for 'a.
-        unsafe { Self::on_stack_inline(stack, f) }
+        // SAFETY: `f` is valid for 'a; the rest is forwarded to our caller.
+        unsafe { Self::on_stack_inline(stack, on_leak, f) }
     }
 
     /// # Safety
-    /// Everything `f` borrows stays valid for `'a`.
-    unsafe fn on_stack_inline<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    /// Everything `f` borrows stays valid for `'a`, and as for
+    /// [`StackfulGenerator::on_stack`].
+    unsafe fn on_stack_inline<F>(stack: StackStorage<'a>, on_leak: OnLeak, f: F) -> io::Result<Self>
     where
         F: FnOnce() -> T,
     {
         // SAFETY: the wrapper borrows only what `f` does (valid for 'a per our caller);
         // it is never larger than the limit above plus nothing, so no further boxing.
-        let generator = unsafe { StackfulGenerator::on_stack_inline(stack, move |_: &_, ()| f())? };
+        // A future's generator yields nothing and takes `()`.
+        let generator =
+            unsafe { StackfulGenerator::on_stack_inline(stack, on_leak, move |_: &_, ()| f())? };
         Ok(StackfulFuture { generator })
     }
 
@@ -251,6 +351,7 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
     let frame = PollFrame {
         cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
         link: generator.link(),
+        panicking: std::thread::panicking(),
     };
     let _enter = EnterFrame::new(&frame);
     // SAFETY: per the caller.
@@ -264,6 +365,7 @@ pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R,
         let frame = PollFrame {
             cx: ptr::null_mut(),
             link: generator.link(),
+            panicking: std::thread::panicking(),
         };
         let _enter = EnterFrame::new(&frame);
         generator.cancel();
@@ -291,11 +393,22 @@ pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R,
 /// assert_eq!(total, 12);
 /// ```
 ///
+/// The closure is `'static` (see [`StackfulFuture::new`]); to borrow, see
+/// [`stackful::scope`](crate::scope()) and [`StackfulFuture::new_unchecked`].
+///
+/// ```compile_fail,E0597
+/// use stackful::{stackful, wait};
+/// let data = vec![1, 2, 3];
+/// // Borrows `data` from a future that an executor could leak: refused.
+/// let fut = stackful(|| data.iter().map(|&v| wait(async move { v })).sum::<i32>());
+/// # drop(fut);
+/// ```
+///
 /// # Panics
 /// If no stack can be allocated.
 pub fn stackful<'a, T, F>(f: F) -> StackfulFuture<'a, T>
 where
-    F: FnOnce() -> T + 'a,
+    F: FnOnce() -> T + 'static,
 {
     StackfulFuture::new(f)
 }

@@ -36,7 +36,7 @@
 //! assert_eq!(g.collect::<Vec<_>>(), [1, 2, 3]);
 //! ```
 
-use crate::fiber::{self, Event, Fiber, Slot, State};
+use crate::fiber::{self, Event, Fiber, OnLeak, Slot, State};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
 use std::io;
@@ -112,11 +112,29 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     ///
     /// Nothing runs until the first [`resume`](Generator::resume).
     ///
+    /// The closure, the yielded type and the resume type are `'static`: a generator
+    /// can be leaked while it is suspended (`mem::forget`, an `Rc` cycle, or a drop
+    /// under `panic = "abort"`), and its frames must then not hold borrows that end
+    /// (see the crate docs, "Soundness"). To borrow, create the generator inside
+    /// [`stackful::scope`](crate::scope()) with [`Scope::generator`](crate::Scope::generator).
+    ///
+    /// ```compile_fail,E0597
+    /// use stackful::generator::{StackfulGenerator, YieldHandle};
+    /// let words = vec!["a", "b"];
+    /// // `words` is borrowed by a generator that could be leaked: refused.
+    /// let g = StackfulGenerator::new(|y: &YieldHandle<usize>, ()| {
+    ///     for w in &words { y.yeet(w.len()) }
+    /// });
+    /// # drop(g);
+    /// ```
+    ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::generator`] for the fallible form).
     pub fn new<F>(f: F) -> Self
     where
-        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'static,
+        Y: 'static,
+        Resume: 'static,
     {
         match Builder::new().generator(f) {
             Ok(g) => g,
@@ -126,35 +144,108 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
 
     /// Creates a generator running `f` on a caller-provided stack.
     ///
+    /// The stack is `'static` for the reason the closure is (see
+    /// [`new`](StackfulGenerator::new)): a leaked generator keeps running on it.
+    ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
     pub fn with_stack<S, F>(stack: S, f: F) -> Self
     where
-        S: Stack + 'a,
+        S: Stack + 'static,
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'static,
+        Y: 'static,
+        Resume: 'static,
+    {
+        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+            // SAFETY: everything the coroutine can reach is 'static (the bounds above).
+            unsafe { Self::on_stack(stack, OnLeak::Leak, f) }
+        });
+        crate::expect_custom("StackfulGenerator::with_stack", made)
+    }
+
+    /// Creates a generator running `f` on a default stack, without the `'static`
+    /// bounds of [`new`](StackfulGenerator::new): `f`, `Y` and `Resume` may borrow
+    /// for `'a`.
+    ///
+    /// Prefer [`stackful::scope`](crate::scope()), which gives the same freedom safely.
+    ///
+    /// # Safety
+    /// The generator must not outlive `'a` unfinished: before anything it borrows
+    /// (through `f`, through a `Resume` value it received, or through a `Y` value it
+    /// handed out and got something back through) ends, the generator must have
+    /// completed or been dropped. In particular it must not be leaked while it is
+    /// suspended (`mem::forget`, an `Rc` cycle, a value that is never dropped), since
+    /// code it suspended in the middle of (a `std::thread::scope`, a guard) relies on
+    /// running to its end before those borrows end. Dropping it is always fine: it
+    /// unwinds the suspended stack, and where that is impossible (`panic = "abort"`,
+    /// or a drop while it is still running) the process aborts with a message rather
+    /// than leak it.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::generator_unchecked`]).
+    pub unsafe fn new_unchecked<F>(f: F) -> Self
+    where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
-        match StackStorage::custom(Box::new(stack)).and_then(|stack| Self::on_stack(stack, f)) {
+        // SAFETY: forwarded to our caller.
+        match unsafe { Builder::new().generator_unchecked(f) } {
             Ok(g) => g,
-            Err(e) => panic!("StackfulGenerator::with_stack: {e}"),
+            Err(e) => crate::allocation_failed("StackfulGenerator::new_unchecked", e),
         }
     }
 
-    pub(crate) fn on_stack<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    /// Creates a generator running `f` on a caller-provided stack, without the
+    /// `'static` bounds of [`with_stack`](StackfulGenerator::with_stack): the stack, `f`,
+    /// `Y` and `Resume` may borrow for `'a`.
+    ///
+    /// # Safety
+    /// As for [`new_unchecked`](StackfulGenerator::new_unchecked); the stack is one of
+    /// the borrows that must outlive the unfinished generator.
+    ///
+    /// # Panics
+    /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    pub unsafe fn with_stack_unchecked<S, F>(stack: S, f: F) -> Self
+    where
+        S: Stack + 'a,
+        F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
+    {
+        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+            // SAFETY: forwarded to our caller; dropping it unfinished aborts rather
+            // than leaks.
+            unsafe { Self::on_stack(stack, OnLeak::Abort, f) }
+        });
+        crate::expect_custom("StackfulGenerator::with_stack_unchecked", made)
+    }
+
+    /// # Safety
+    /// See [`Fiber::new`]: with [`OnLeak::Leak`], `f`, `Y`, `Resume` and the stack are
+    /// `'static`; with [`OnLeak::Abort`], the caller keeps everything `f` borrows valid
+    /// until the generator is finished or dropped.
+    pub(crate) unsafe fn on_stack<F>(
+        stack: StackStorage<'a>,
+        on_leak: OnLeak,
+        f: F,
+    ) -> io::Result<Self>
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
         if mem::size_of::<F>() > fiber::INLINE_CLOSURE_LIMIT {
             let boxed: BoxedBody<'a, Y, R, Resume> = Box::new(f);
-            // SAFETY: the boxed closure is `f`, which is valid for 'a.
-            return unsafe { Self::on_stack_inline(stack, boxed) };
+            // SAFETY: the boxed closure is `f`, which is valid for 'a; the rest is
+            // forwarded to our caller.
+            return unsafe { Self::on_stack_inline(stack, on_leak, boxed) };
         }
-        // SAFETY: `f` is valid for 'a.
-        unsafe { Self::on_stack_inline(stack, f) }
+        // SAFETY: `f` is valid for 'a; the rest is forwarded to our caller.
+        unsafe { Self::on_stack_inline(stack, on_leak, f) }
     }
 
     /// # Safety
-    /// Everything `f` borrows stays valid for `'a`.
-    pub(crate) unsafe fn on_stack_inline<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    /// Everything `f` borrows stays valid for `'a`, and as for [`on_stack`](Self::on_stack).
+    pub(crate) unsafe fn on_stack_inline<F>(
+        stack: StackStorage<'a>,
+        on_leak: OnLeak,
+        f: F,
+    ) -> io::Result<Self>
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R,
     {
@@ -169,8 +260,9 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
             f(&handle, first)
         };
         Ok(StackfulGenerator {
-            // SAFETY: `body` borrows only what `f` does, valid for 'a per our caller.
-            fiber: unsafe { Fiber::new(stack, body)? },
+            // SAFETY: `body` borrows only what `f` does, valid for 'a per our caller,
+            // who also vouches for `on_leak`.
+            fiber: unsafe { Fiber::new(stack, on_leak, body)? },
             _marker: PhantomData,
         })
     }

@@ -195,11 +195,17 @@
 //!   that yields or waits, e.g. a writer flushing on drop). Until it finishes
 //!   unwinding, the thread's panic count includes that panic, so its resumer sees
 //!   `std::thread::panicking() == true`; resume it to completion to end that state.
-//!   Dropping it in that state aborts the process with a message saying so (it
-//!   cannot be unwound a second time).
-//! * With **`panic = "abort"`** a suspended coroutine cannot be unwound; dropping it
-//!   leaks its stack (never frees memory that a pinned value on it may still be
-//!   referenced through) and counts it in [`leaked_stacks`].
+//!   Dropping it in that state aborts the process: it cannot be unwound a second
+//!   time, and Rust aborts with "panic in a destructor during cleanup". A coroutine
+//!   that merely suspended while the *thread* was panicking (resumed from a
+//!   destructor during an unrelated unwind) is dropped like any other.
+//! * With **`panic = "abort"`** a suspended coroutine cannot be unwound. Dropping a
+//!   `'static` one leaks its stack (never frees memory that a pinned value on it may
+//!   still be referenced through) and counts it in [`leaked_stacks`]; the same
+//!   happens to one dropped while it is still running (whatever resumed it was
+//!   leaked). A coroutine that borrows (made in a [`scope()`] or by an unchecked
+//!   constructor) cannot be leaked: in those cases the process aborts with a message
+//!   that names the cause.
 //! * **Stack overflow** hits the guard page below every default stack. On Linux a
 //!   `SIGSEGV`/`SIGBUS` handler (installed lazily, on an alternate signal stack,
 //!   chained to the previous handler so Rust's own thread-overflow message still
@@ -219,8 +225,97 @@
 //!   state: a coroutine shares it with the thread that resumes it, as `<fenv.h>`
 //!   defines it.
 //!
+//! ## Soundness
+//!
+//! No safe program can reach undefined behaviour through this crate. The one rule
+//! that shapes the API: **a coroutine can be leaked while it is suspended**
+//! (`mem::forget`, an `Rc` cycle, a task an executor never drops, a drop under
+//! `panic = "abort"`, which cannot unwind the stack). Its stack is then never freed
+//! and never resumed, so its own frames stay valid; but anything it *borrowed* from
+//! outside would be released while code it suspended in the middle of still relies on
+//! it. `std::thread::scope` is the sharpest case: a coroutine suspended inside it
+//! leaves a scoped thread running that holds its borrows. Hence:
+//!
+//! | constructor | what must be `'static` | to borrow instead |
+//! |---|---|---|
+//! | [`StackfulGenerator::new`], `with_stack`, [`Builder::generator`] | the closure, `Y`, `Resume` (and the stack) | [`scope()`] + [`Scope::generator`], or `new_unchecked` |
+//! | [`stackful`], [`StackfulFuture::new`], `with_stack`, [`Builder::future`] | the closure (and the stack) | [`scope()`] + [`Scope::future`], or `new_unchecked` |
+//! | [`stream()`], [`StackfulStream::new`], `with_stack`, [`Builder::stream`] | the closure, `T` (and the stack) | [`scope()`] + [`Scope::stream`], or `new_unchecked` |
+//! | `io::AsyncReader::*`, `io::AsyncWriter::*` | the reader/writer and closures | `with_builder_unchecked` |
+//!
+//! * **Resume and yielded values** flow between the coroutine and its caller while it
+//!   runs, so they are `'static` too: a `Resume` of `&str` hands the coroutine a
+//!   borrow directly, and a yielded value can carry one back in (yield a channel's
+//!   `Sender<&str>`, receive on the coroutine side). A **return value** (`R`, a
+//!   future's `T`) is not bound: it only leaves the coroutine once it has finished,
+//!   when nothing can run on its stack any more.
+//! * **Scopes**: [`scope()`] owns the coroutines made in it and drops (unwinds) every
+//!   one of them before it returns, even those whose handle was forgotten, like
+//!   `std::thread::scope` joins its threads. The handles carry the scope's invariant
+//!   lifetime, so they cannot be moved out of it or swapped with those of another
+//!   scope. Futures and streams made there must be driven to completion inside the
+//!   scope (`block_on`), since no executor can be made to drop a task in time.
+//! * **Unchecked constructors** (`unsafe`): `new_unchecked`/`with_stack_unchecked` on
+//!   each type, `Builder::{future,generator,stream}_unchecked`, and the io adapters'
+//!   `with_builder_unchecked`. The caller promises to finish or drop the coroutine
+//!   before its borrows end. Scoped and unchecked coroutines are never leaked: where
+//!   one cannot be unwound (`panic = "abort"`, or dropped while still running) the
+//!   process aborts with a message instead.
+//! * **Thread-locals** are the hazard no type rules out, because a coroutine's stack
+//!   outlives the calls it suspended in:
+//!   - do not suspend (`wait`, `yeet`, `yield_item`, `yield_now`) inside
+//!     `LocalKey::with` or a `thread_local!` lazy initializer: another coroutine on
+//!     the same thread that initializes the same key while the first is suspended
+//!     makes std drop the value the first one still borrows (use-after-free);
+//!   - do not suspend while holding a `std::sync::Mutex` guard, or inside a
+//!     `Once`/`OnceLock`/`LazyLock` initializer: another coroutine of the same thread
+//!     that takes the lock or initializes the cell deadlocks the thread, with no
+//!     message (use an async mutex and `wait` on it);
+//!   - a suspended coroutine kept in a thread-local and dropped when the thread exits
+//!     is unwound then; if it suspended inside `LocalKey::with` of a key that is
+//!     already destroyed, its destructors would use that value after its destruction.
+//!     Drop coroutines before their thread exits.
+//!
+//!   `!Send` keeps a coroutine on its thread; it does not make these safe.
+//!
+//! ### Migrating from stackful 0.1
+//!
+//! Code whose closures own what they use compiles unchanged. A closure that borrows
+//! now gets a lifetime error (`E0597`, "borrowed value does not live long enough",
+//! "argument requires that ... is borrowed for `'static`"). Move what it uses into it
+//! (`move`, clones, `Rc`), or put the coroutine in a scope:
+//!
+//! ```
+//! use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
+//! use std::pin::Pin;
+//!
+//! let words = vec!["a", "bb", "ccc"];
+//! // stackful 0.1: StackfulGenerator::new(|y, ()| for w in &words { y.yeet(w.len()) })
+//! let lengths: Vec<usize> = stackful::scope(|s| {
+//!     s.generator(|y: &YieldHandle<usize>, ()| words.iter().for_each(|w| y.yeet(w.len())))
+//!         .collect()
+//! });
+//! assert_eq!(lengths, [1, 2, 3]);
+//!
+//! // A nested generator that yields through its parent's handle borrows it: scope it.
+//! let mut parent = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+//!     stackful::scope(|s| {
+//!         let mut child = s.generator(|_: &YieldHandle<()>, ()| y.yeet(1));
+//!         assert_eq!(Pin::new(&mut child).resume(()), GeneratorState::Complete(()));
+//!     });
+//! });
+//! assert_eq!(Pin::new(&mut parent).resume(()), GeneratorState::Yielded(1));
+//! ```
+//!
+//! A borrowing future that an executor drives (`spawn_local` needs `'static` anyway)
+//! becomes either `'static` (move its data in) or, when it is awaited in place,
+//! `unsafe { StackfulFuture::new_unchecked(..) }` with the contract of
+//! [`StackfulFuture::new_unchecked`].
+//!
 //! [`StackfulFuture`]: future::StackfulFuture
 //! [`StackfulGenerator::new`]: generator::StackfulGenerator::new
+//! [`StackfulFuture::new`]: future::StackfulFuture::new
+//! [`StackfulFuture::new_unchecked`]: future::StackfulFuture::new_unchecked
 
 #![warn(
     missing_docs,
@@ -233,11 +328,14 @@
 mod arch;
 mod block_on;
 mod builder;
+#[cfg(doctest)]
+mod compile_fail;
 mod fiber;
 pub mod future;
 pub mod generator;
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 pub mod io;
+mod scope;
 pub mod stack;
 pub mod stream;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -247,7 +345,17 @@ mod switch_out;
 pub use builder::Builder;
 pub use fiber::leaked_stacks;
 pub use future::{in_stackful, stackful, wait, yield_now};
+pub use scope::{scope, Scope, ScopedBuilder, ScopedFuture, ScopedGenerator, ScopedStream};
 pub use stream::{stream, StackfulStream, StreamHandle};
+
+/// The result of a `with_stack` constructor, or its panic.
+#[track_caller]
+pub(crate) fn expect_custom<T>(what: &str, made: std::io::Result<T>) -> T {
+    match made {
+        Ok(made) => made,
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
 
 /// The panic of the infallible constructors when no stack can be had.
 #[cold]

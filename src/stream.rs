@@ -1,6 +1,6 @@
 //! Async streams written as synchronous generators: [`stream`].
 
-use crate::fiber::{self, Event, State};
+use crate::fiber::{self, Event, OnLeak, State};
 use crate::future::{cancel_coroutine, poll_coroutine};
 use crate::generator::{resume_misuse, StackfulGenerator, YieldHandle};
 use crate::stack::{Stack, StackStorage};
@@ -65,11 +65,18 @@ impl<T> std::fmt::Debug for StreamHandle<T> {
 impl<'a, T> StackfulStream<'a, T> {
     /// Creates a stream running `f` on a default stack (see [`stream`]).
     ///
+    /// `f` and the item type are `'static`: a stream can be leaked while it is
+    /// suspended, and its frames must then not hold borrows that end (see the crate
+    /// docs, "Soundness"; items count because an item can carry a channel back in).
+    /// To borrow, use [`stackful::scope`](crate::scope()) or
+    /// [`new_unchecked`](StackfulStream::new_unchecked).
+    ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::stream`] for the fallible form).
     pub fn new<F>(f: F) -> Self
     where
-        F: FnOnce(&StreamHandle<T>) + 'a,
+        F: FnOnce(&StreamHandle<T>) + 'static,
+        T: 'static,
     {
         match Builder::new().stream(f) {
             Ok(s) => s,
@@ -77,31 +84,90 @@ impl<'a, T> StackfulStream<'a, T> {
         }
     }
 
-    /// Creates a stream running `f` on a caller-provided stack.
+    /// Creates a stream running `f` on a caller-provided stack, which is `'static`
+    /// for the reason `f` is.
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
     pub fn with_stack<S, F>(stack: S, f: F) -> Self
     where
-        S: Stack + 'a,
-        F: FnOnce(&StreamHandle<T>) + 'a,
+        S: Stack + 'static,
+        F: FnOnce(&StreamHandle<T>) + 'static,
+        T: 'static,
     {
-        match StackStorage::custom(Box::new(stack)).and_then(|stack| Self::on_stack(stack, f)) {
-            Ok(s) => s,
-            Err(e) => panic!("StackfulStream::with_stack: {e}"),
-        }
+        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+            // SAFETY: the closure, the items and the stack are 'static (the bounds).
+            unsafe { Self::on_stack(stack, OnLeak::Leak, f) }
+        });
+        crate::expect_custom("StackfulStream::with_stack", made)
     }
 
-    pub(crate) fn on_stack<F>(stack: StackStorage<'a>, f: F) -> io::Result<Self>
+    /// Creates a stream running `f`, which may borrow for `'a`, on a default stack.
+    ///
+    /// # Safety
+    /// The stream must not outlive `'a` unfinished: before anything `f` (or an item
+    /// type that carries values back in) borrows ends, the stream must have ended or
+    /// been dropped. It must not be leaked while it is suspended (`mem::forget`, an
+    /// `Rc` cycle, a task that is never dropped), since code it suspended in the middle
+    /// of (a `std::thread::scope`, a guard) relies on running to its end before those
+    /// borrows end. Dropping it is always fine: it unwinds the suspended stack, and
+    /// where that is impossible (`panic = "abort"`, or a drop while it is still
+    /// running) the process aborts with a message rather than leak it.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::stream_unchecked`]).
+    pub unsafe fn new_unchecked<F>(f: F) -> Self
     where
         F: FnOnce(&StreamHandle<T>) + 'a,
     {
-        let generator = StackfulGenerator::on_stack(stack, move |y: &YieldHandle<T, ()>, ()| {
-            f(&StreamHandle {
-                link: y.link,
-                _marker: PhantomData,
-            })
-        })?;
+        // SAFETY: forwarded to our caller.
+        match unsafe { Builder::new().stream_unchecked(f) } {
+            Ok(s) => s,
+            Err(e) => crate::allocation_failed("StackfulStream::new_unchecked", e),
+        }
+    }
+
+    /// Creates a stream running `f` on a caller-provided stack; both may borrow for
+    /// `'a`.
+    ///
+    /// # Safety
+    /// As for [`new_unchecked`](StackfulStream::new_unchecked); the stack is one of the
+    /// borrows that must outlive the unfinished stream.
+    ///
+    /// # Panics
+    /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    pub unsafe fn with_stack_unchecked<S, F>(stack: S, f: F) -> Self
+    where
+        S: Stack + 'a,
+        F: FnOnce(&StreamHandle<T>) + 'a,
+    {
+        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+            // SAFETY: forwarded to our caller; dropping it unfinished aborts rather
+            // than leaks.
+            unsafe { Self::on_stack(stack, OnLeak::Abort, f) }
+        });
+        crate::expect_custom("StackfulStream::with_stack_unchecked", made)
+    }
+
+    /// # Safety
+    /// As for [`StackfulGenerator::on_stack`].
+    pub(crate) unsafe fn on_stack<F>(
+        stack: StackStorage<'a>,
+        on_leak: OnLeak,
+        f: F,
+    ) -> io::Result<Self>
+    where
+        F: FnOnce(&StreamHandle<T>) + 'a,
+    {
+        // SAFETY: forwarded to our caller.
+        let generator = unsafe {
+            StackfulGenerator::on_stack(stack, on_leak, move |y: &YieldHandle<T, ()>, ()| {
+                f(&StreamHandle {
+                    link: y.link,
+                    _marker: PhantomData,
+                })
+            })?
+        };
         Ok(StackfulStream { generator })
     }
 
@@ -175,11 +241,14 @@ impl<T> std::fmt::Debug for StackfulStream<'_, T> {
 /// assert_eq!(all, [0, 2, 4]);
 /// ```
 ///
+/// The closure and the items are `'static` (see [`StackfulStream::new`]).
+///
 /// # Panics
 /// If no stack can be allocated.
 pub fn stream<'a, T, F>(f: F) -> StackfulStream<'a, T>
 where
-    F: FnOnce(&StreamHandle<T>) + 'a,
+    F: FnOnce(&StreamHandle<T>) + 'static,
+    T: 'static,
 {
     StackfulStream::new(f)
 }

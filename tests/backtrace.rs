@@ -106,10 +106,9 @@ fn generator_backtrace_after_moving_between_resumer_stacks() {
     });
     let t = yielded(resumed_by_alpha(&mut g));
     assert!(t.contains("resumed_by_alpha"), "{t}");
-    // Resumed from inside another generator's stack.
-    let g = &mut g;
+    // Resumed from inside another generator's stack (which takes it over).
     let mut outer: TraceGen<'_> = StackfulGenerator::new(move |y: &YieldHandle<String>, ()| {
-        y.yeet(resumed_from_another_coroutine(g));
+        y.yeet(resumed_from_another_coroutine(&mut g));
     });
     let t = yielded(resumed_by_beta(&mut outer));
     assert!(t.contains("resumed_from_another_coroutine"), "{t}");

@@ -112,12 +112,15 @@ fn wait_inside_stackful_on_a_future_completed_by_another_thread() {
 #[test]
 fn wait_inside_stackful_really_suspends_and_resumes() {
     let (tx, rx) = oneshot::channel::<u32>();
-    let progress = Cell::new(0);
-    let mut fut = stackful(|| {
-        progress.set(1);
-        let v = wait(rx).unwrap();
-        progress.set(2);
-        v + 1
+    let progress = Rc::new(Cell::new(0));
+    let mut fut = stackful({
+        let progress = Rc::clone(&progress);
+        move || {
+            progress.set(1);
+            let v = wait(rx).unwrap();
+            progress.set(2);
+            v + 1
+        }
     });
     let (count, waker) = CountingWaker::new();
     assert_eq!(poll_once(&mut fut, &waker), Poll::Pending);
@@ -222,12 +225,15 @@ fn in_stackful_reports_where_wait_would_suspend() {
 
 #[test]
 fn yield_now_inside_stackful_pends_once_and_wakes_the_task() {
-    let steps = Cell::new(0);
-    let mut fut = stackful(|| {
-        steps.set(1);
-        yield_now();
-        steps.set(2);
-        "done"
+    let steps = Rc::new(Cell::new(0));
+    let mut fut = stackful({
+        let steps = Rc::clone(&steps);
+        move || {
+            steps.set(1);
+            yield_now();
+            steps.set(2);
+            "done"
+        }
     });
     let (count, waker) = CountingWaker::new();
     assert_eq!(poll_once(&mut fut, &waker), Poll::Pending);
@@ -460,10 +466,14 @@ fn fused_future_is_terminated() {
 
 #[test]
 fn wait_inside_a_generator_inside_stackful_suspends_the_whole_chain() {
-    let log = RefCell::new(Vec::new());
+    let log = Rc::new(RefCell::new(Vec::new()));
     let (tx, rx) = oneshot::channel::<u32>();
-    let mut fut = stackful(|| {
-        let mut g = StackfulGenerator::new(|y: &YieldHandle<u32, u32>, mut r: u32| {
+    let future_log = Rc::clone(&log);
+    let mut fut = stackful(move || {
+        let log = future_log;
+        let gen_log = Rc::clone(&log);
+        let mut g = StackfulGenerator::new(move |y: &YieldHandle<u32, u32>, mut r: u32| {
+            let log = gen_log;
             log.borrow_mut().push("gen: before wait");
             let v = wait(rx).unwrap();
             log.borrow_mut().push("gen: after wait");
@@ -502,9 +512,12 @@ fn wait_inside_a_generator_inside_stackful_suspends_the_whole_chain() {
 #[test]
 fn drop_while_suspended_inside_a_nested_generator() {
     let drops = Drops::new();
-    let mut fut = stackful(|| {
-        let _outer = drops.token();
-        let g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+    let d = drops.clone();
+    let mut fut = stackful(move || {
+        let _outer = d.token();
+        let d = d.clone();
+        let g = StackfulGenerator::new(move |y: &YieldHandle<u32>, ()| {
+            let drops = d;
             let _inner = drops.token();
             wait(PendingForever(drops.token()));
             y.yeet(1);
@@ -597,9 +610,12 @@ fn wait_in_a_destructor_on_normal_scope_exit_works() {
             self.0.set(wait(pend_n(1, 7)));
         }
     }
-    let cell = Cell::new(0);
-    let mut fut = stackful(|| {
-        let _w = WaitOnDrop(&cell);
+    let cell = Rc::new(Cell::new(0));
+    let mut fut = stackful({
+        let cell = Rc::clone(&cell);
+        move || {
+            let _w = WaitOnDrop(&cell);
+        }
     });
     assert!(poll_once(&mut fut, noop_waker_ref()).is_pending());
     assert_eq!(poll_once(&mut fut, noop_waker_ref()), Poll::Ready(()));
@@ -806,13 +822,14 @@ fn deep_recursion_on_the_default_stack_kills_the_process() {
 #[test]
 fn a_future_borrowing_local_data() {
     let mut data = vec![1, 2, 3];
-    let total = {
+    // Borrows `data`: a scoped future, driven to completion inside the scope.
+    let total = stackful::scope(|s| {
         let data = &mut data;
-        block_on(stackful(move || {
+        block_on(s.future(move || {
             data.push(wait(pend_n(1, 4)));
             data.iter().sum::<i32>()
         }))
-    };
+    });
     assert_eq!(total, 10);
     assert_eq!(data, [1, 2, 3, 4]);
 }
@@ -864,12 +881,15 @@ const YEET_ACROSS_POLL: &str =
 #[test]
 fn yeet_from_inside_a_stackful_future_polled_by_the_generator_panics() {
     let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
-        let inner = stackful(|| {
-            assert!(in_stackful());
-            y.yeet(1);
-            unreachable!("the yield is refused");
-        });
-        block_on(inner)
+        // The future borrows the generator's handle: a scoped future.
+        stackful::scope(|s| {
+            let inner = s.future(|| {
+                assert!(in_stackful());
+                y.yeet(1);
+                unreachable!("the yield is refused");
+            });
+            block_on(inner)
+        })
     });
     let err = panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut g).resume(()))).unwrap_err();
     let msg = panic_message(&*err);
@@ -884,11 +904,15 @@ fn yeet_from_inside_a_stackful_future_polled_by_the_generator_panics() {
 fn yeet_through_an_outer_handle_from_inside_a_poll_panics() {
     // The inner generator is resumed inside a StackfulFuture polled by the outer
     // generator, and yields through the outer generator's handle.
+    // Both borrow the outer handle: a scoped future, and a generator of the same scope
+    // made inside it.
     let mut outer = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
-        block_on(stackful(|| {
-            let mut inner = StackfulGenerator::new(|_: &YieldHandle<()>, ()| y.yeet(5));
-            let _ = inner.next();
-        }));
+        stackful::scope(|s| {
+            block_on(s.future(|| {
+                let mut inner = s.generator(|_: &YieldHandle<()>, ()| y.yeet(5));
+                let _ = inner.next();
+            }));
+        });
     });
     let err = panic::catch_unwind(AssertUnwindSafe(|| outer.next())).unwrap_err();
     let msg = panic_message(&*err);
@@ -928,12 +952,15 @@ fn wait_blocks_after_a_refused_yeet_from_inside_a_stackful_future() {
     // through the stale poll and unwound the resumer's own stack.
     common::in_child(CHILD_WAIT_AFTER_YEET, || {
         let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
-            let mut inner = pin!(stackful(|| {
-                y.yeet(1);
-                2
-            }));
-            let mut cx = Context::from_waker(noop_waker_ref());
-            inner.as_mut().poll(&mut cx)
+            // The future borrows the generator's handle: a scoped future.
+            stackful::scope(|s| {
+                let mut inner = pin!(s.future(|| {
+                    y.yeet(1);
+                    2
+                }));
+                let mut cx = Context::from_waker(noop_waker_ref());
+                inner.as_mut().poll(&mut cx)
+            })
         });
         let err =
             panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut g).resume(()))).unwrap_err();
@@ -1047,13 +1074,14 @@ fn a_borrowed_generator_waiting_inside_a_dropped_future_is_finished_afterwards()
         y.yeet(2);
     });
     assert_eq!(g.next(), Some(1));
-    {
+    // The future borrows `g`: a scoped future, dropped (suspended) inside the scope.
+    stackful::scope(|s| {
         let g = &mut g;
-        let mut fut = stackful(move || g.next());
+        let mut fut = s.future(move || g.next());
         assert!(poll_once(&mut fut, noop_waker_ref()).is_pending());
         assert_eq!(drops.created(), 2);
         assert_eq!(drops.dropped(), 0);
-    }
+    });
     drops.assert_all_dropped_once();
     assert!(g.is_complete());
     let err = panic::catch_unwind(AssertUnwindSafe(|| g.next())).unwrap_err();

@@ -619,7 +619,8 @@ fn async_reader_buf_read_lines() {
 #[test]
 fn async_reader_with_a_one_byte_buffer_and_a_builder() {
     let data = text(5000);
-    let mut reader = AsyncReader::with_capacity(0, &data[..]); // clamped to 1
+    // The reader owns (a copy of) the data: its coroutine is 'static.
+    let mut reader = AsyncReader::with_capacity(0, io::Cursor::new(data.clone())); // clamped to 1
     let mut out = Vec::new();
     block_on(futures::io::AsyncReadExt::read_to_end(
         &mut reader,
@@ -628,9 +629,12 @@ fn async_reader_with_a_one_byte_buffer_and_a_builder() {
     .unwrap();
     assert_eq!(out, data);
 
+    let owned = data.clone();
     let mut reader =
-        AsyncReader::with_builder(Builder::new().stack_size(64 * 1024), 100, || Ok(&data[..]))
-            .unwrap();
+        AsyncReader::with_builder(Builder::new().stack_size(64 * 1024), 100, move || {
+            Ok(io::Cursor::new(owned))
+        })
+        .unwrap();
     let mut out = Vec::new();
     block_on(futures::io::AsyncReadExt::read_to_end(
         &mut reader,
@@ -896,15 +900,23 @@ fn async_writer_buffers_until_full_flush_or_close() {
 #[test]
 fn async_writer_gzip_encoder_into_a_futures_cursor() {
     let data = text(100_000);
-    let mut sink = Cursor::new(Vec::new());
+    // The writer owns the sink (its coroutine is 'static); the close function hands
+    // it back once it has finished the stream and closed the sink.
+    let (sink_tx, sink_rx) = std::sync::mpsc::channel();
     block_on(async {
-        let gz = GzEncoder::new(SyncIo::new(&mut sink), Compression::fast());
-        let mut w = AsyncWriter::with_close(gz, |gz| gz.finish()?.close());
+        let gz = GzEncoder::new(SyncIo::new(Cursor::new(Vec::new())), Compression::fast());
+        let mut w = AsyncWriter::with_close(gz, move |gz| {
+            let mut sink = gz.finish()?;
+            sink.close()?;
+            sink_tx.send(sink.into_inner()).unwrap();
+            Ok(())
+        });
         for chunk in data.chunks(777) {
             w.write_all(chunk).await.unwrap();
         }
         w.close().await.unwrap();
     });
+    let sink = sink_rx.try_recv().expect("close handed the sink back");
     assert_eq!(gunzip(sink.get_ref()), data);
 }
 
@@ -1005,6 +1017,69 @@ fn async_writer_errors_are_reported_and_the_writer_goes_on() {
         w.flush().await.unwrap();
     });
     assert_eq!(*data.borrow(), b"kept");
+}
+
+/// A close that fails keeps failing, as a file or socket that failed to close does:
+/// every later close and flush reports an error of the same kind and message, and
+/// writes fail. Through futures-io's `poll_close`.
+#[test]
+fn async_writer_failed_close_keeps_failing() {
+    let data = Rc::new(RefCell::new(Vec::new()));
+    let d = data.clone();
+    let mut w = AsyncWriter::with_close(Vec::new(), move |written| {
+        *d.borrow_mut() = written;
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "no room for the trailer",
+        ))
+    });
+    block_on(async {
+        w.write_all(b"body").await.unwrap();
+        let err = w.close().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(err.to_string(), "no room for the trailer");
+        for _ in 0..2 {
+            let err = w.close().await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+            assert!(err.to_string().contains("no room for the trailer"), "{err}");
+            assert!(err.to_string().contains("close failed"), "{err}");
+            let err = w.flush().await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+            assert!(err.to_string().contains("no room for the trailer"), "{err}");
+        }
+        let err = w.write(b"more").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        assert!(err.to_string().contains("no room for the trailer"), "{err}");
+    });
+    assert_eq!(
+        *data.borrow(),
+        b"body",
+        "the bytes before the close were written"
+    );
+}
+
+/// The same through tokio's `poll_shutdown`.
+#[test]
+fn async_writer_failed_shutdown_keeps_failing() {
+    use tokio::io::AsyncWriteExt as Tokio;
+    let mut w = AsyncWriter::with_close(Vec::new(), |_| {
+        Err(io::Error::new(io::ErrorKind::BrokenPipe, "peer went away"))
+    });
+    block_on(async {
+        Tokio::write_all(&mut w, b"body").await.unwrap();
+        let err = Tokio::shutdown(&mut w).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(err.to_string(), "peer went away");
+        for _ in 0..2 {
+            let err = Tokio::shutdown(&mut w).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+            assert!(err.to_string().contains("peer went away"), "{err}");
+            let err = Tokio::flush(&mut w).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+            assert!(err.to_string().contains("peer went away"), "{err}");
+        }
+        assert!(Tokio::write(&mut w, b"more").await.is_err());
+    });
 }
 
 // Needs unwinding (wasm32 is panic=abort): catches the panic.

@@ -29,20 +29,20 @@ fn resuming_a_panicked_generator() {
 #[test]
 #[should_panic(expected = "StackfulGenerator resumed from inside itself")]
 fn resuming_a_generator_from_inside_itself() {
-    type G<'a> = StackfulGenerator<'a, (), (), ()>;
+    type G = StackfulGenerator<'static, (), (), ()>;
     // Safe code cannot reach the generator from its own closure (it is borrowed by
     // `resume`); unsafe code can, and the library must refuse instead of switching
     // to a stack that is running. The pointer is set before the first resume and is
     // only used while `g` is alive.
-    let slot = std::cell::Cell::new(std::ptr::null_mut::<()>());
-    let slot = &slot;
-    let mut g: G<'_> = StackfulGenerator::new(move |_: &YieldHandle<()>, ()| {
+    let slot = std::rc::Rc::new(std::cell::Cell::new(std::ptr::null_mut::<()>()));
+    let theirs = std::rc::Rc::clone(&slot);
+    let mut g: G = StackfulGenerator::new(move |_: &YieldHandle<()>, ()| {
         // SAFETY: deliberately aliases the generator being resumed, to exercise the
         // library's re-entrancy check; the pointer is valid (set before resuming).
-        let me = unsafe { &mut *(slot.get() as *mut G<'_>) };
+        let me = unsafe { &mut *(theirs.get() as *mut G) };
         let _ = Pin::new(me).resume(());
     });
-    slot.set(&mut g as *mut G<'_> as *mut ());
+    slot.set(&mut g as *mut G as *mut ());
     let _ = Pin::new(&mut g).resume(());
 }
 
@@ -78,7 +78,8 @@ fn wait_from_inside_a_poll_that_wait_is_running() {
 )]
 fn yeet_from_inside_a_future_the_generator_is_polling() {
     let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
-        block_on(stackful(|| y.yeet(1)));
+        // The future borrows the generator's handle: a scoped future.
+        stackful::scope(|s| block_on(s.future(|| y.yeet(1))));
     });
     let _ = Pin::new(&mut g).resume(());
 }

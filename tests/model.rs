@@ -17,8 +17,8 @@
 mod common;
 
 use common::pend_n;
-use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
-use stackful::{stackful, wait};
+use stackful::generator::{Generator, GeneratorState, YieldHandle};
+use stackful::wait;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -201,17 +201,17 @@ fn run_body(node: &Node, log: &Log, suspend: &dyn Fn(u32) -> u32) -> Tracked {
 fn drive(child: &Node, log: &Log) {
     let id = child.id;
     let captured = Tracked::new(u32::MAX);
-    match child.kind {
+    // The coroutines borrow the tree and the log (and nest): scoped coroutines.
+    stackful::scope(|s| match child.kind {
         Kind::Gen => {
-            let mut g =
-                StackfulGenerator::new(move |y: &YieldHandle<Tracked, Tracked>, first: Tracked| {
-                    let _captured = captured;
-                    log.borrow_mut().push(Ev::Start(id, first.0));
-                    run_body(child, log, &|v| {
-                        count_switches(1);
-                        y.yeet(Tracked::new(v)).0
-                    })
-                });
+            let mut g = s.generator(move |y: &YieldHandle<Tracked, Tracked>, first: Tracked| {
+                let _captured = captured;
+                log.borrow_mut().push(Ev::Start(id, first.0));
+                run_body(child, log, &|v| {
+                    count_switches(1);
+                    y.yeet(Tracked::new(v)).0
+                })
+            });
             let mut resumes = 0;
             loop {
                 if child.budget.is_some_and(|b| resumes >= b) {
@@ -239,7 +239,7 @@ fn drive(child: &Node, log: &Log) {
             }
         }
         Kind::Fut => {
-            let mut f = stackful(move || {
+            let mut f = s.future(move || {
                 let _captured = captured;
                 log.borrow_mut().push(Ev::Start(id, 0));
                 run_body(child, log, &|_| {
@@ -274,7 +274,7 @@ fn drive(child: &Node, log: &Log) {
                 }
             }
         }
-    }
+    })
 }
 
 // ---------------------------------------------------------------- the model

@@ -143,3 +143,108 @@ fn recursion_just_under_the_limit_succeeds() {
     let deep = futures::executor::block_on(stackful(|| recurse(1500)));
     assert_eq!(deep, 1500);
 }
+
+/// Overflows a coroutine from a thread-local's destructor, when the thread exits: std
+#[test]
+fn child_overflow_while_other_threads_create_and_drop_coroutines() {
+    if !common::is_child("child_overflow_while_other_threads_create_and_drop_coroutines") {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    for t in 0..4 {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // No pool: every creation maps and registers a stack, every drop
+            // unregisters and unmaps it, so the registry's slots churn.
+            stackful::stack::set_thread_pool_limit(0);
+            let mut alive = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let mut g = Builder::new()
+                    .stack_size((16 + 4 * t) * 1024)
+                    .generator(|y: &YieldHandle<usize>, ()| {
+                        y.yeet(recurse(2));
+                    })
+                    .unwrap();
+                assert!(matches!(
+                    Pin::new(&mut g).resume(()),
+                    GeneratorState::Yielded(2)
+                ));
+                alive.push(g);
+                if alive.len() == 8 {
+                    alive.clear();
+                }
+            }
+        });
+    }
+    stackful::stack::set_thread_pool_limit(0);
+    for _ in 0..2000 {
+        drop(StackfulGenerator::new(|_: &YieldHandle<()>, ()| ()));
+    }
+    let mut g = Builder::new()
+        .stack_size(96 * 1024)
+        .generator(|y: &YieldHandle<()>, ()| {
+            y.yeet(());
+            recurse(usize::MAX / 2);
+        })
+        .unwrap();
+    while let GeneratorState::Yielded(()) = Pin::new(&mut g).resume(()) {}
+    unreachable!("the recursion cannot finish");
+}
+
+#[test]
+fn overflow_reported_while_other_threads_churn_stacks() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
+        return;
+    }
+    let (ok, stderr) = run_child("child_overflow_while_other_threads_create_and_drop_coroutines");
+    assert!(!ok, "the child must die");
+    assert!(
+        stderr.contains("stackful: coroutine stack overflow (stack size 98304 bytes)"),
+        "stderr: {stderr}"
+    );
+}
+
+/// Threads create, run and drop generators at the same time (every stack freshly
+/// mapped and registered, then unregistered): they all work, and the stacks are all
+/// released.
+#[test]
+fn concurrent_create_and_drop_generators() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
+        return;
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                stackful::stack::set_thread_pool_limit(0);
+                let mut alive = Vec::new();
+                for i in 0..500 {
+                    let mut g = Builder::new()
+                        .stack_size((16 + 4 * t) * 1024)
+                        .generator(move |y: &YieldHandle<usize>, ()| {
+                            y.yeet(recurse(2) + i);
+                            i
+                        })
+                        .unwrap();
+                    assert!(matches!(
+                        Pin::new(&mut g).resume(()),
+                        GeneratorState::Yielded(n) if n == i + 2
+                    ));
+                    alive.push(g);
+                    if alive.len() == 8 {
+                        for mut g in alive.drain(..) {
+                            assert!(matches!(
+                                Pin::new(&mut g).resume(()),
+                                GeneratorState::Complete(_)
+                            ));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

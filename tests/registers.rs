@@ -707,7 +707,7 @@ fn clobber(site: &'static str) {
     checked(site, || ());
 }
 
-fn resume<Y, R>(g: &mut StackfulGenerator<'_, Y, R, ()>) -> GeneratorState<Y, R> {
+fn resume<G: Generator<()> + Unpin>(g: &mut G) -> GeneratorState<G::Yield, G::Return> {
     Pin::new(g).resume(())
 }
 
@@ -987,29 +987,32 @@ fn nested_generators_preserve_registers() {
     // An outer generator resumes an inner one; the inner one yields to the outer one
     // and also *through* it (with the outer handle), suspending both stacks at once.
     let mut outer = StackfulGenerator::new(|yo: &YieldHandle<u64>, ()| {
-        let mut inner = StackfulGenerator::new(|yi: &YieldHandle<u64>, ()| {
-            for k in 0..SWITCHES / 4 {
-                checked("inner: yield to outer", || yi.yeet(k));
-                checked("inner: yield through outer", || yo.yeet(1_000_000 + k));
-                clobber("inner: between yields");
+        // The inner generator borrows the outer handle: a scoped generator.
+        stackful::scope(|s| {
+            let mut inner = s.generator(|yi: &YieldHandle<u64>, ()| {
+                for k in 0..SWITCHES / 4 {
+                    checked("inner: yield to outer", || yi.yeet(k));
+                    checked("inner: yield through outer", || yo.yeet(1_000_000 + k));
+                    clobber("inner: between yields");
+                }
+            });
+            let mut first = true;
+            loop {
+                let state = if first {
+                    first = false;
+                    checked("outer: first resume of inner (enter)", || {
+                        resume(&mut inner)
+                    })
+                } else {
+                    checked("outer: resume inner", || resume(&mut inner))
+                };
+                match state {
+                    GeneratorState::Yielded(v) => checked("outer: yield", || yo.yeet(v)),
+                    GeneratorState::Complete(()) => break,
+                }
+                clobber("outer: between resumes");
             }
         });
-        let mut first = true;
-        loop {
-            let state = if first {
-                first = false;
-                checked("outer: first resume of inner (enter)", || {
-                    resume(&mut inner)
-                })
-            } else {
-                checked("outer: resume inner", || resume(&mut inner))
-            };
-            match state {
-                GeneratorState::Yielded(v) => checked("outer: yield", || yo.yeet(v)),
-                GeneratorState::Complete(()) => break,
-            }
-            clobber("outer: between resumes");
-        }
     });
     for k in 0..SWITCHES / 4 {
         let a = checked("resumer: resume outer", || resume(&mut outer));

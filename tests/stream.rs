@@ -614,18 +614,20 @@ fn a_generator_inside_a_stream() {
     assert_eq!(block_on(s.collect::<Vec<_>>()), [0, 2, 4]);
 }
 
-/// A stream borrowing local data (its lifetime parameter).
+/// A stream borrowing local data: a scoped stream.
 #[test]
 fn a_stream_borrowing_local_data() {
     let words = vec!["a".to_owned(), "bb".to_owned(), "ccc".to_owned()];
     let seen = Cell::new(0);
-    let s = stream(|y: &StreamHandle<&str>| {
-        for w in &words {
-            seen.set(seen.get() + 1);
-            y.yield_item(w.as_str());
-        }
+    let got: Vec<&str> = stackful::scope(|sc| {
+        let s = sc.stream(|y: &StreamHandle<&str>| {
+            for w in &words {
+                seen.set(seen.get() + 1);
+                y.yield_item(w.as_str());
+            }
+        });
+        block_on(s.collect())
     });
-    let got: Vec<&str> = block_on(s.collect());
     assert_eq!(got, ["a", "bb", "ccc"]);
     assert_eq!(seen.get(), 3);
 }
@@ -765,7 +767,8 @@ fn yield_item_inside_a_poll_that_wait_is_polling_is_refused() {
 fn yield_item_from_inside_a_nested_stackful_future_panics() {
     let mut s = stream(|y: &StreamHandle<u32>| {
         y.yield_item(1);
-        wait(stackful(|| y.yield_item(2)));
+        // The future borrows the stream's handle: a scoped future, awaited in the scope.
+        stackful::scope(|sc| wait(sc.future(|| y.yield_item(2))));
     });
     let waker = noop_waker_ref();
     assert_eq!(poll_next(&mut s, waker), Poll::Ready(Some(1)));

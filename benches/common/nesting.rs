@@ -139,8 +139,17 @@ fn nest_ours(levels: usize, y0: &stackful::generator::YieldHandle<u64, u64>, mut
             x = y0.yeet(x.wrapping_add(1));
         }
     }
-    let mut inner =
-        StackfulGenerator::new(move |_: &YieldHandle<(), ()>, ()| nest_ours(levels - 1, y0, x));
+    // Unchecked (not a scoped generator) so that the measured path is that of a plain
+    // `StackfulGenerator`, as for corosensei and stackful 0.1.
+    // SAFETY: `inner` borrows only `y0`, which outlives this call. `inner` is a local
+    // of this frame: it is resumed until it completes, or dropped (unwound) when this
+    // frame unwinds because the outermost generator is dropped; either way before
+    // `y0` ends. It is never leaked.
+    let mut inner = unsafe {
+        StackfulGenerator::new_unchecked(move |_: &YieldHandle<(), ()>, ()| {
+            nest_ours(levels - 1, y0, x)
+        })
+    };
     match Pin::new(&mut inner).resume(()) {
         GeneratorState::Complete(v) => v,
         GeneratorState::Yielded(()) => unreachable!(),

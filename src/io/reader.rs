@@ -1,5 +1,6 @@
 //! [`AsyncReader`]: an async reader running a synchronous [`Read`] on a coroutine.
 
+use crate::fiber::OnLeak;
 use crate::{Builder, StackfulStream, StreamHandle};
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -93,7 +94,7 @@ pub struct AsyncReader<'a, R> {
 // The reader lives on the coroutine's own stack, never inside this value.
 impl<R> Unpin for AsyncReader<'_, R> {}
 
-impl<'a, R: Read + 'a> AsyncReader<'a, R> {
+impl<'a, R: Read + 'static> AsyncReader<'a, R> {
     /// Runs `reader` on a coroutine with a default stack and a buffer of
     /// [`DEFAULT_BUF_SIZE`] bytes.
     ///
@@ -146,7 +147,7 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
     /// If no stack can be allocated (see [`with_builder`](AsyncReader::with_builder)).
     pub fn lazy<M>(make: M) -> Self
     where
-        M: FnOnce() -> io::Result<R> + 'a,
+        M: FnOnce() -> io::Result<R> + 'static,
     {
         Self::expect(Self::with_builder(Builder::new(), DEFAULT_BUF_SIZE, make))
     }
@@ -160,11 +161,60 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
     /// If the stack cannot be allocated (see [`Builder::stream`]).
     pub fn with_builder<M>(builder: Builder, capacity: usize, make: M) -> io::Result<Self>
     where
+        M: FnOnce() -> io::Result<R> + 'static,
+    {
+        // SAFETY: everything the coroutine can reach is 'static (the bounds above, and
+        // the handoff cell is shared through an Rc of 'static data).
+        unsafe { AsyncReader::build(builder, capacity, make, OnLeak::Leak) }
+    }
+
+    fn expect(made: io::Result<Self>) -> Self {
+        match made {
+            Ok(r) => r,
+            Err(e) => crate::allocation_failed("AsyncReader::new", e),
+        }
+    }
+}
+
+impl<'a, R: Read + 'a> AsyncReader<'a, R> {
+    /// [`with_builder`](AsyncReader::with_builder) for a reader (or `make`) that
+    /// borrows for `'a`.
+    ///
+    /// # Safety
+    /// As for [`StackfulStream::new_unchecked`](crate::StackfulStream::new_unchecked):
+    /// the reader must be dropped before anything it or `make` borrows ends; it must
+    /// not be leaked while a read is suspended.
+    ///
+    /// # Errors
+    /// If the stack cannot be allocated (see [`Builder::stream`]).
+    pub unsafe fn with_builder_unchecked<M>(
+        builder: Builder,
+        capacity: usize,
+        make: M,
+    ) -> io::Result<Self>
+    where
+        M: FnOnce() -> io::Result<R> + 'a,
+    {
+        // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
+        // leaks.
+        unsafe { AsyncReader::build(builder, capacity, make, OnLeak::Abort) }
+    }
+
+    /// # Safety
+    /// As for `StackfulStream::on_stack` with `on_leak`.
+    unsafe fn build<M>(
+        builder: Builder,
+        capacity: usize,
+        make: M,
+        on_leak: OnLeak,
+    ) -> io::Result<Self>
+    where
         M: FnOnce() -> io::Result<R> + 'a,
     {
         let handoff = Rc::new(Cell::new(Vec::new()));
         let theirs = Rc::clone(&handoff);
-        let coroutine = builder.stream(move |y: &StreamHandle<Reply>| {
+        let stack = builder.stack()?;
+        let body = move |y: &StreamHandle<Reply>| {
             let mut reader = match make() {
                 Ok(reader) => reader,
                 Err(e) => fail_forever(
@@ -183,7 +233,9 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
                 };
                 y.yield_item((buf, result));
             }
-        })?;
+        };
+        // SAFETY: forwarded to our caller.
+        let coroutine = unsafe { StackfulStream::on_stack(stack, on_leak, body)? };
         Ok(AsyncReader {
             coroutine,
             handoff,
@@ -193,13 +245,6 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
             reading: false,
             _reader: PhantomData,
         })
-    }
-
-    fn expect(made: io::Result<Self>) -> Self {
-        match made {
-            Ok(r) => r,
-            Err(e) => crate::allocation_failed("AsyncReader::new", e),
-        }
     }
 }
 

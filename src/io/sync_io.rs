@@ -11,15 +11,17 @@ use std::task::{Context, Poll, Wake, Waker};
 
 /// Waits until `poll` is ready, like [`wait`](crate::wait) on a future polling it.
 ///
-/// While a coroutine unwinds (it is being dropped, or a panic propagates through it)
-/// it cannot suspend, and `wait` would panic, which during an unwind aborts the
-/// process. Destructors that write (`BufWriter`, compression encoders) do IO exactly
-/// then, so instead `poll` gets one try, with a waker that does nothing: if it is not
-/// ready at once the operation fails with an error.
+/// While a coroutine unwinds (it is being dropped, or a panic of its own propagates
+/// through it) it must not suspend: `wait` would panic, which during an unwind aborts
+/// the process, or leave the coroutine suspended mid-unwind. Destructors that write
+/// (`BufWriter`, compression encoders) do IO exactly then, so instead `poll` gets one
+/// try, with a waker that does nothing: if it is not ready at once the operation fails
+/// with an error. A coroutine polled while only the *thread* is panicking (from a
+/// destructor during an unrelated unwind) waits as usual.
 pub(crate) fn wait_io<T>(
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
 ) -> io::Result<T> {
-    if std::thread::panicking() && crate::in_stackful() {
+    if crate::future::coroutine_is_unwinding() {
         let waker = Waker::from(Arc::new(NoopWake));
         return match poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(result) => result,

@@ -1,6 +1,7 @@
 //! [`AsyncWriter`]: an async writer running a synchronous [`Write`] on a coroutine.
 
 use super::DEFAULT_BUF_SIZE;
+use crate::fiber::OnLeak;
 use crate::{Builder, StackfulStream, StreamHandle};
 use std::cell::Cell;
 use std::io::{self, Write};
@@ -68,20 +69,29 @@ type Reply = (Vec<u8>, io::Result<()>);
 ///     }
 /// }
 ///
-/// // Async code writes through the synchronous encoder into an async sink.
-/// let mut sink = Cursor::new(Vec::new());
+/// // Async code writes through the synchronous encoder into an async sink; on
+/// // close, the sink comes back (the writer is 'static: it owns the sink).
+/// let (tx, rx) = std::sync::mpsc::channel();
 /// futures::executor::block_on(async {
-///     let mut encoder = AsyncWriter::new(Twice(SyncIo::new(&mut sink)));
+///     let sink = SyncIo::new(Cursor::new(Vec::new()));
+///     let mut encoder = AsyncWriter::with_close(Twice(sink), move |mut w| {
+///         w.flush()?;
+///         tx.send(w.0.into_inner().into_inner()).unwrap();
+///         Ok(())
+///     });
 ///     encoder.write_all(b"abc").await?;
 ///     encoder.close().await
 /// })?;
-/// assert_eq!(sink.get_ref(), b"aabbcc");
+/// assert_eq!(rx.recv().unwrap(), b"aabbcc");
 /// # }
 /// # Ok::<_, std::io::Error>(())
 /// ```
 ///
 /// * A failed operation reports its error from the poll that sees it; the bytes that
 ///   were buffered for it are discarded.
+/// * A failed close is final, as for a file or a socket: the writer is gone, every
+///   later flush or close fails with an error of the same kind that repeats its
+///   message, and writes fail (`BrokenPipe`) as after any close.
 /// * A panic in the writer propagates out of the poll with its original payload;
 ///   later polls fail with an [`io::Error`].
 /// * Dropping it without closing or flushing discards what is still buffered (as
@@ -101,6 +111,10 @@ pub struct AsyncWriter<'a, W> {
     in_flight: Option<Op>,
     /// The writer was closed (and dropped).
     closed: bool,
+    /// How the close failed, if it did: the kind and message of its error, which every
+    /// later flush or close reports again (as a file or socket that failed to close
+    /// stays failed; `io::Error` is not `Clone`).
+    close_error: Option<(io::ErrorKind, String)>,
     /// The writer lives (and is dropped) on the coroutine's stack.
     _writer: PhantomData<W>,
 }
@@ -108,7 +122,7 @@ pub struct AsyncWriter<'a, W> {
 // The writer lives on the coroutine's own stack, never inside this value.
 impl<W> Unpin for AsyncWriter<'_, W> {}
 
-impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
+impl<'a, W: Write + 'static> AsyncWriter<'a, W> {
     /// Runs `writer` on a coroutine with a default stack and a buffer of
     /// [`DEFAULT_BUF_SIZE`] bytes; closing flushes and drops it.
     ///
@@ -142,16 +156,22 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
     /// use futures::io::{AsyncWriteExt, Cursor};
     /// use stackful::io::{AsyncWriter, SyncIo};
     ///
-    /// let mut sink = Cursor::new(Vec::new());
+    /// let (tx, rx) = std::sync::mpsc::channel();
     /// futures::executor::block_on(async {
-    ///     let gzip = GzEncoder::new(SyncIo::new(&mut sink), Compression::default());
-    ///     // On close: write the gzip trailer, then close the async sink.
-    ///     let mut gzip = AsyncWriter::with_close(gzip, |gz| gz.finish()?.close());
+    ///     let gzip = GzEncoder::new(SyncIo::new(Cursor::new(Vec::new())), Compression::default());
+    ///     // On close: write the gzip trailer, close the async sink, hand it back.
+    ///     let mut gzip = AsyncWriter::with_close(gzip, move |gz| {
+    ///         let mut sink = gz.finish()?;
+    ///         sink.close()?;
+    ///         tx.send(sink.into_inner().into_inner()).unwrap();
+    ///         Ok(())
+    ///     });
     ///     gzip.write_all(b"hello").await?;
     ///     gzip.close().await
     /// })?;
+    /// let compressed = rx.recv().unwrap();
     /// let mut text = String::new();
-    /// std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&sink.get_ref()[..]), &mut text)?;
+    /// std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut text)?;
     /// assert_eq!(text, "hello");
     /// # }
     /// # Ok::<_, std::io::Error>(())
@@ -161,7 +181,7 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
     /// If no stack can be allocated (see [`with_builder`](AsyncWriter::with_builder)).
     pub fn with_close<C>(writer: W, close: C) -> Self
     where
-        C: FnOnce(W) -> io::Result<()> + 'a,
+        C: FnOnce(W) -> io::Result<()> + 'static,
     {
         Self::expect(Self::with_builder(
             Builder::new(),
@@ -180,7 +200,7 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
     /// If no stack can be allocated (see [`with_builder`](AsyncWriter::with_builder)).
     pub fn lazy<M>(make: M) -> Self
     where
-        M: FnOnce() -> io::Result<W> + 'a,
+        M: FnOnce() -> io::Result<W> + 'static,
     {
         Self::expect(Self::with_builder(
             Builder::new(),
@@ -195,6 +215,10 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
     /// (at least 1); closing calls `close(writer)` on the coroutine (after writing
     /// what is buffered). An error from `make` is returned by every operation.
     ///
+    /// The writer and the closures are `'static`, as every coroutine's closure is
+    /// (see [`stackful`](crate::stackful)); [`with_builder_unchecked`](AsyncWriter::with_builder_unchecked)
+    /// lifts that for `unsafe` code.
+    ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::stream`]).
     pub fn with_builder<M, C>(
@@ -204,12 +228,66 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
         close: C,
     ) -> io::Result<Self>
     where
+        M: FnOnce() -> io::Result<W> + 'static,
+        C: FnOnce(W) -> io::Result<()> + 'static,
+    {
+        // SAFETY: everything the coroutine can reach is 'static (the bounds above, and
+        // the handoff cell is shared through an Rc of 'static data).
+        unsafe { AsyncWriter::build(builder, capacity, make, close, OnLeak::Leak) }
+    }
+
+    fn expect(made: io::Result<Self>) -> Self {
+        match made {
+            Ok(w) => w,
+            Err(e) => crate::allocation_failed("AsyncWriter::new", e),
+        }
+    }
+}
+
+impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
+    /// [`with_builder`](AsyncWriter::with_builder) for a writer and closures that
+    /// borrow for `'a`.
+    ///
+    /// # Safety
+    /// As for [`StackfulStream::new_unchecked`](crate::StackfulStream::new_unchecked):
+    /// the writer must have been closed (to completion) or dropped before anything it
+    /// or the closures borrow ends; it must not be leaked while an operation is
+    /// suspended.
+    ///
+    /// # Errors
+    /// If the stack cannot be allocated (see [`Builder::stream`]).
+    pub unsafe fn with_builder_unchecked<M, C>(
+        builder: Builder,
+        capacity: usize,
+        make: M,
+        close: C,
+    ) -> io::Result<Self>
+    where
+        M: FnOnce() -> io::Result<W> + 'a,
+        C: FnOnce(W) -> io::Result<()> + 'a,
+    {
+        // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
+        // leaks.
+        unsafe { AsyncWriter::build(builder, capacity, make, close, OnLeak::Abort) }
+    }
+
+    /// # Safety
+    /// As for `StackfulStream::on_stack` with `on_leak`.
+    unsafe fn build<M, C>(
+        builder: Builder,
+        capacity: usize,
+        make: M,
+        close: C,
+        on_leak: OnLeak,
+    ) -> io::Result<Self>
+    where
         M: FnOnce() -> io::Result<W> + 'a,
         C: FnOnce(W) -> io::Result<()> + 'a,
     {
         let handoff: Rc<Cell<Option<Request>>> = Rc::new(Cell::new(None));
         let theirs = Rc::clone(&handoff);
-        let coroutine = builder.stream(move |y: &StreamHandle<Reply>| {
+        let stack = builder.stack()?;
+        let body = move |y: &StreamHandle<Reply>| {
             let mut writer = match make() {
                 Ok(writer) => writer,
                 Err(e) => super::reader::fail_forever(
@@ -244,7 +322,9 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
                     }
                 }
             }
-        })?;
+        };
+        // SAFETY: forwarded to our caller.
+        let coroutine = unsafe { StackfulStream::on_stack(stack, on_leak, body)? };
         let capacity = capacity.max(1);
         Ok(AsyncWriter {
             coroutine,
@@ -253,15 +333,9 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
             capacity,
             in_flight: None,
             closed: false,
+            close_error: None,
             _writer: PhantomData,
         })
-    }
-
-    fn expect(made: io::Result<Self>) -> Self {
-        match made {
-            Ok(w) => w,
-            Err(e) => crate::allocation_failed("AsyncWriter::new", e),
-        }
     }
 }
 
@@ -302,6 +376,9 @@ impl<W> AsyncWriter<'_, W> {
         self.in_flight = None;
         if op == Op::Close {
             self.closed = true;
+            if let Err(e) = &result {
+                self.close_error = Some((e.kind(), e.to_string()));
+            }
         }
         Poll::Ready(result.map(|()| op))
     }
@@ -313,10 +390,13 @@ impl<W> AsyncWriter<'_, W> {
                 continue;
             }
             if self.closed {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "stackful::io::AsyncWriter: write after close",
-                )));
+                let message = match &self.close_error {
+                    None => "stackful::io::AsyncWriter: write after close".to_owned(),
+                    Some((_, e)) => {
+                        format!("stackful::io::AsyncWriter: write after a failed close ({e})")
+                    }
+                };
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, message)));
             }
             let room = self.capacity - self.buf.len();
             if data.is_empty() || room > 0 {
@@ -339,7 +419,15 @@ impl<W> AsyncWriter<'_, W> {
                 continue;
             }
             if self.closed {
-                return Poll::Ready(Ok(()));
+                // A close that failed keeps failing; after one that succeeded, there
+                // is nothing left to flush or close.
+                return Poll::Ready(match &self.close_error {
+                    None => Ok(()),
+                    Some((kind, e)) => Err(io::Error::new(
+                        *kind,
+                        format!("stackful::io::AsyncWriter: the close failed earlier: {e}"),
+                    )),
+                });
             }
             self.start(op)?;
         }

@@ -183,6 +183,22 @@ pub unsafe trait Stack {
     }
 }
 
+// SAFETY: the borrowed stack's memory is valid, with the same bounds, for as long as
+// the borrow lasts, and is not released when the borrow ends (the owner releases it).
+// A coroutine that runs on it is bound by the borrow's lifetime: only scoped and
+// unchecked constructors accept a non-'static stack.
+unsafe impl<S: Stack + ?Sized> Stack for &mut S {
+    fn top(&self) -> NonNull<u8> {
+        (**self).top()
+    }
+    fn bottom(&self) -> NonNull<u8> {
+        (**self).bottom()
+    }
+    fn guard_size(&self) -> usize {
+        (**self).guard_size()
+    }
+}
+
 /// The stack a coroutine owns: a pooled default stack or a custom one.
 pub(crate) enum StackStorage<'a> {
     Pooled(pool::PooledStack),

@@ -39,8 +39,12 @@ static mut PREVIOUS: [mem::MaybeUninit<libc::sigaction>; 2] =
 
 /// Number of slots of the registry of guarded stacks (a power of two).
 const REGISTRY_SLOTS: usize = 1 << 17;
+// Key values that are not page addresses. A slot is EMPTY until first claimed and
+// never again; BUSY while a `register` fills it in (invisible to lookups, and no other
+// `register` can claim it); TOMBSTONE once its key is unregistered (free to claim).
 const EMPTY: usize = 0;
 const TOMBSTONE: usize = 1;
+const BUSY: usize = 2;
 
 /// The registry: `REGISTRY_SLOTS` keys (page addresses) followed by as many sizes,
 /// in one lazily created anonymous mapping (only touched pages cost memory).
@@ -86,7 +90,13 @@ fn slot_of(key: usize) -> usize {
 
 /// Records that the page at `key` (directly below a stack of `size` usable bytes) is
 /// that stack's guard. Returns false if the registry is full or unavailable.
+///
+/// A slot is claimed by swapping EMPTY or TOMBSTONE for BUSY, which only one thread
+/// can do (a claim that left the slot's value unchanged could succeed for two at
+/// once, and one stack's entry would overwrite the other's); the size is written,
+/// then the key is published with Release.
 pub(crate) fn register(key: usize, size: usize) -> bool {
+    debug_assert!(key > BUSY);
     let Some(table) = registry() else {
         return false;
     };
@@ -97,10 +107,10 @@ pub(crate) fn register(key: usize, size: usize) -> bool {
         let current = keys[slot].load(Ordering::Relaxed);
         if (current == EMPTY || current == TOMBSTONE)
             && keys[slot]
-                .compare_exchange(current, TOMBSTONE, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(current, BUSY, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         {
-            // Claimed (as a tombstone, invisible to lookups): fill, then publish.
+            // Claimed (BUSY: invisible to lookups, unclaimable): fill, then publish.
             sizes[slot].store(size, Ordering::Relaxed);
             keys[slot].store(key, Ordering::Release);
             return true;
@@ -109,8 +119,9 @@ pub(crate) fn register(key: usize, size: usize) -> bool {
     false
 }
 
-/// Removes a key entered by [`register`].
+/// Removes a key entered by [`register`] (called once, by whoever owns the stack).
 pub(crate) fn unregister(key: usize) {
+    debug_assert!(key > BUSY);
     let Some(table) = table() else {
         return;
     };
@@ -119,7 +130,10 @@ pub(crate) fn unregister(key: usize) {
     for i in 0..REGISTRY_SLOTS / 2 {
         let slot = (start + i) & (REGISTRY_SLOTS - 1);
         match keys[slot].load(Ordering::Relaxed) {
+            // The key was never entered (the registry was full).
             EMPTY => return,
+            // Only this key's owner changes a slot that holds it, so a plain store
+            // frees it. BUSY and TOMBSTONE slots (and other keys) are passed over.
             k if k == key => {
                 keys[slot].store(TOMBSTONE, Ordering::Release);
                 return;
@@ -130,7 +144,7 @@ pub(crate) fn unregister(key: usize) {
 }
 
 /// The size of the stack whose guard page is at `key`, if it is registered.
-/// Async-signal-safe: atomic loads only.
+/// Async-signal-safe: atomic loads only (no lock, no allocation).
 fn lookup(key: usize) -> Option<usize> {
     let table = table()?;
     let (keys, sizes) = table.split_at(REGISTRY_SLOTS);
@@ -139,7 +153,9 @@ fn lookup(key: usize) -> Option<usize> {
         let slot = (start + i) & (REGISTRY_SLOTS - 1);
         match keys[slot].load(Ordering::Acquire) {
             EMPTY => return None,
+            // The Acquire load saw the key published after its size was written.
             k if k == key => return Some(sizes[slot].load(Ordering::Relaxed)),
+            // BUSY, TOMBSTONE or another key: keep probing.
             _ => {}
         }
     }
@@ -321,5 +337,95 @@ fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void)
         // SAFETY: a plain (non-SA_SIGINFO) handler takes the signal number only.
         let f: extern "C" fn(libc::c_int) = unsafe { mem::transmute(action) };
         f(sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{lookup, register, slot_of, unregister};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Barrier;
+
+    /// `n` distinct page addresses whose probe sequences all start at the same slot.
+    /// They lie above the 47-bit user address space, so no real stack has them.
+    fn colliding_keys(n: usize) -> Vec<usize> {
+        let base = 0xffff_9000_0000_0000_usize;
+        let slot = slot_of(base);
+        let keys: Vec<usize> = (0..)
+            .map(|i: usize| base + (i << 12))
+            .filter(|&k| slot_of(k) == slot)
+            .take(n)
+            .collect();
+        assert!(keys.iter().all(|&k| slot_of(k) == slot));
+        keys
+    }
+
+    #[test]
+    fn colliding_keys_each_keep_their_size() {
+        let keys = colliding_keys(8);
+        for (i, &k) in keys.iter().enumerate() {
+            assert!(register(k, 4096 * (i + 1)));
+        }
+        for (i, &k) in keys.iter().enumerate() {
+            assert_eq!(lookup(k), Some(4096 * (i + 1)));
+        }
+        for &k in keys.iter().step_by(2) {
+            unregister(k);
+        }
+        for (i, &k) in keys.iter().enumerate() {
+            let expected = (i % 2 == 1).then_some(4096 * (i + 1));
+            assert_eq!(lookup(k), expected);
+        }
+        for &k in keys.iter().skip(1).step_by(2) {
+            unregister(k);
+        }
+        assert!(keys.iter().all(|&k| lookup(k).is_none()));
+    }
+
+    /// Threads register, look up and unregister keys that collide (and reuse the
+    /// same freed slots) at the same time: every key must be found with its own size
+    /// while it is registered, and not after.
+    #[test]
+    fn concurrent_register_with_colliding_keys() {
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 2;
+        const ROUNDS: usize = 20_000;
+        // Not the keys of the other test, which may run at the same time.
+        let keys = colliding_keys(8 + THREADS * PER_THREAD);
+        let keys = &keys[8..];
+        let errors = AtomicUsize::new(0);
+        let barrier = Barrier::new(THREADS);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let mine = &keys[t * PER_THREAD..(t + 1) * PER_THREAD];
+                let (errors, barrier) = (&errors, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for round in 0..ROUNDS {
+                        for (j, &k) in mine.iter().enumerate() {
+                            let size = (round * 8 + t * PER_THREAD + j + 1) << 12;
+                            if !register(k, size) {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            if lookup(k) != Some(size) {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        for &k in mine {
+                            unregister(k);
+                            if lookup(k).is_some() {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            errors.load(Ordering::Relaxed),
+            0,
+            "lost or mixed-up entries"
+        );
     }
 }
