@@ -1264,3 +1264,31 @@ fn values_of_every_size_and_alignment_are_yielded_intact() {
         StackfulGenerator::new(|y: &YieldHandle<()>, ()| (0..1000).for_each(|_| y.yeet(())));
     assert_eq!(units.count(), 1000);
 }
+
+/// Issue #15, fault 1: a generator resumed from a `Drop` while the *thread* is
+/// panicking suspends while `std::thread::panicking()` is true; dropping it must
+/// unwind it like any other, not abort as if it had suspended mid-unwind itself.
+#[cfg(panic = "unwind")]
+#[test]
+fn a_generator_used_in_a_destructor_during_an_unrelated_panic_can_be_dropped() {
+    struct Cleanup(Rc<Cell<Option<u32>>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let mut numbers = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+                for i in 0.. {
+                    y.yeet(i)
+                }
+            });
+            self.0.set(numbers.next());
+            drop(numbers); // aborted before the fix
+        }
+    }
+    let first = Rc::new(Cell::new(None));
+    let seen = first.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _c = Cleanup(seen);
+        panic!("original failure");
+    }));
+    assert_eq!(common::panic_message(&*r.unwrap_err()), "original failure");
+    assert_eq!(first.get(), Some(0));
+}

@@ -1300,3 +1300,64 @@ fn lazy_makes_the_reader_on_the_coroutine() {
     assert_eq!(&buf[..4], b"made");
     assert!(made_inside.get());
 }
+
+/// An async sink that is not ready at the first write (it wakes its task and is ready
+/// at the next poll); records what it was given.
+struct NotReadyAtFirst {
+    first: bool,
+    got: Rc<RefCell<Vec<u8>>>,
+}
+
+impl futures::io::AsyncWrite for NotReadyAtFirst {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if std::mem::take(&mut self.first) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.got.borrow_mut().extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Issue #15, fault 2: a `Drop` that flushes through `SyncIo` inside a fresh
+/// `stackful` coroutine, during an unrelated panic, must wait for the sink as usual
+/// (before the fix it got "cannot wait while the coroutine is unwinding" and the data
+/// was lost).
+#[cfg(panic = "unwind")]
+#[test]
+fn sync_io_waits_in_a_destructor_during_an_unrelated_panic() {
+    struct FlushOnDrop(Rc<RefCell<Vec<u8>>>, Rc<RefCell<Option<String>>>);
+    impl Drop for FlushOnDrop {
+        fn drop(&mut self) {
+            assert!(std::thread::panicking());
+            let got = self.0.clone();
+            let result = block_on(stackful(move || {
+                let sink = SyncIo::new(NotReadyAtFirst { first: true, got });
+                let mut w = BufWriter::new(sink);
+                w.write_all(b"saved")?;
+                w.flush()
+            }));
+            *self.1.borrow_mut() = Some(format!("{result:?}"));
+        }
+    }
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let result = Rc::new(RefCell::new(None));
+    let (g, r) = (got.clone(), result.clone());
+    let caught = panic::catch_unwind(AssertUnwindSafe(move || {
+        let _f = FlushOnDrop(g, r);
+        panic!("unrelated");
+    }));
+    assert!(caught.is_err());
+    assert_eq!(result.borrow().as_deref(), Some("Ok(())"));
+    assert_eq!(&got.borrow()[..], b"saved");
+}

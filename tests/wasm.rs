@@ -333,3 +333,91 @@ fn a_module_without_asyncify_fails_at_the_first_switch_by_name() {
         "{out}"
     );
 }
+
+const SCOPED_DROP: &str = "dropping_a_suspended_scoped_generator_aborts_under_panic_abort";
+
+/// panic = "abort": a scoped coroutine that is suspended cannot be unwound, and
+/// cannot be leaked either (its borrows end with the scope): dropping it aborts with
+/// a message naming the cause (issue #14).
+#[test]
+fn dropping_a_suspended_scoped_generator_aborts_under_panic_abort() {
+    if is_child(SCOPED_DROP) {
+        let data = [1u32, 2, 3];
+        stackful::scope(|s| {
+            let mut g =
+                s.generator(|y: &YieldHandle<u32>, ()| data.iter().for_each(|&v| y.yeet(v)));
+            assert_eq!(g.next(), Some(1));
+            drop(g);
+        });
+        unreachable!("the drop above must abort");
+    }
+    let (status, out) = child(SCOPED_DROP, false);
+    assert_eq!(status, TRAPPED, "{out}");
+    assert!(
+        out.contains("borrows from its creator") && out.contains("panic = \"abort\""),
+        "{out}"
+    );
+}
+
+const SCOPE_END: &str = "a_scope_ending_with_a_suspended_coroutine_aborts_under_panic_abort";
+
+/// The same when the scope itself drops a forgotten handle's coroutine.
+#[test]
+fn a_scope_ending_with_a_suspended_coroutine_aborts_under_panic_abort() {
+    if is_child(SCOPE_END) {
+        let data = [1u32, 2, 3];
+        stackful::scope(|s| {
+            let mut g =
+                s.generator(|y: &YieldHandle<u32>, ()| data.iter().for_each(|&v| y.yeet(v)));
+            assert_eq!(g.next(), Some(1));
+            std::mem::forget(g);
+        });
+        unreachable!("the end of the scope must abort");
+    }
+    let (status, out) = child(SCOPE_END, false);
+    assert_eq!(status, TRAPPED, "{out}");
+    assert!(out.contains("borrows from its creator"), "{out}");
+}
+
+const UNCHECKED_DROP: &str = "dropping_a_pending_unchecked_future_aborts_under_panic_abort";
+
+#[test]
+fn dropping_a_pending_unchecked_future_aborts_under_panic_abort() {
+    if is_child(UNCHECKED_DROP) {
+        let data = [1u32, 2, 3];
+        // SAFETY: dropped (below) before `data`; that drop aborts, as this test checks.
+        let mut fut = Box::pin(unsafe {
+            stackful::future::StackfulFuture::new_unchecked(|| {
+                wait(pend_n(3, ()));
+                data.len()
+            })
+        });
+        let waker = futures::task::noop_waker();
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(fut);
+        unreachable!("the drop above must abort");
+    }
+    let (status, out) = child(UNCHECKED_DROP, false);
+    assert_eq!(status, TRAPPED, "{out}");
+    assert!(out.contains("borrows from its creator"), "{out}");
+}
+
+/// Scoped coroutines that run to completion need no unwinding: they work under
+/// panic = "abort" like any other.
+#[test]
+fn scoped_coroutines_that_finish_work_under_panic_abort() {
+    let data = [1u32, 2, 3];
+    let (sum, doubled) = stackful::scope(|s| {
+        let sum = futures::executor::block_on(
+            s.future(|| data.iter().map(|&v| wait(pend_n(1, v))).sum::<u32>()),
+        );
+        let doubled: Vec<u32> = s
+            .generator(|y: &YieldHandle<u32>, ()| data.iter().for_each(|&v| y.yeet(v * 2)))
+            .collect();
+        (sum, doubled)
+    });
+    assert_eq!((sum, doubled), (6, vec![2, 4, 6]));
+}
