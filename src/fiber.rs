@@ -280,6 +280,11 @@ impl<'a> Fiber<'a> {
         }
     }
 
+    /// What dropping the fiber does when it cannot be unwound.
+    pub(crate) fn on_leak(&self) -> OnLeak {
+        self.on_leak
+    }
+
     /// Whether the state is `Suspended` (what every resume but the first expects).
     #[inline(always)]
     pub(crate) fn is_suspended(&self) -> bool {

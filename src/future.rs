@@ -435,6 +435,14 @@ where
 /// assert_eq!(futures::executor::block_on(fut), 40);
 /// ```
 ///
+/// # Thread-locals and locks
+/// Do not call this inside `LocalKey::with` (or a `thread_local!` initializer), while
+/// holding a `std::sync::Mutex` guard, or inside a `Once`/`OnceLock`/`LazyLock`
+/// initializer: another coroutine of the same thread can then re-initialize the
+/// thread-local and free the value this one still borrows (use-after-free), or block
+/// the thread on the lock forever. Take what you need out of the thread-local first,
+/// and use async locks (see the crate docs, "Soundness").
+///
 /// # Panics
 /// * If called from inside the `poll` of a future that `wait` is itself polling on
 ///   the same coroutine (the outer poll's task context would dangle).
@@ -524,6 +532,14 @@ pub fn in_stackful() -> bool {
 /// Inside a [`StackfulFuture`] it suspends the coroutine once (waking its task at
 /// once, so the executor polls it again after the other ready tasks); elsewhere it
 /// calls [`std::thread::yield_now`].
+///
+/// # Thread-locals and locks
+/// Do not call this inside `LocalKey::with` (or a `thread_local!` initializer), while
+/// holding a `std::sync::Mutex` guard, or inside a `Once`/`OnceLock`/`LazyLock`
+/// initializer: another coroutine of the same thread can then re-initialize the
+/// thread-local and free the value this one still borrows (use-after-free), or block
+/// the thread on the lock forever. Take what you need out of the thread-local first,
+/// and use async locks (see the crate docs, "Soundness").
 pub fn yield_now() {
     if in_stackful() {
         wait(YieldOnce(false));

@@ -326,6 +326,13 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     #[cold]
     #[inline(never)]
     fn cancel_suspended(&mut self) {
+        // At thread exit, after this crate's per-thread state is gone, the thread-locals
+        // the coroutine suspended in `LocalKey::with` of may be destroyed already, and
+        // its destructors would use them: a 'static coroutine is leaked instead (the
+        // fiber's drop counts it), which is sound since nothing it can reach ends.
+        if self.fiber.on_leak() == OnLeak::Leak && crate::stack::thread_exiting() {
+            return;
+        }
         // SAFETY: Suspended (checked by `cancel`), and CANCEL is the token it
         // expects.
         let word = unsafe { self.fiber.resume(fiber::CANCEL) };
@@ -474,6 +481,14 @@ impl<Y, Resume> YieldHandle<Y, Resume> {
     /// [`resume`](Generator::resume), and returns the value of the next resume.
     ///
     /// (`yield` is a reserved keyword, hence the name.)
+    ///
+    /// # Thread-locals and locks
+    /// Do not call this inside `LocalKey::with` (or a `thread_local!` initializer), while
+    /// holding a `std::sync::Mutex` guard, or inside a `Once`/`OnceLock`/`LazyLock`
+    /// initializer: another coroutine of the same thread can then re-initialize the
+    /// thread-local and free the value this one still borrows (use-after-free), or block
+    /// the thread on the lock forever. Take what you need out of the thread-local first,
+    /// and use async locks (see the crate docs, "Soundness").
     ///
     /// # Panics
     /// * If called while the generator is being dropped (its stack is unwinding, e.g.

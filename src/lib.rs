@@ -227,8 +227,10 @@
 //!
 //! ## Soundness
 //!
-//! No safe program can reach undefined behaviour through this crate. The one rule
-//! that shapes the API: **a coroutine can be leaked while it is suspended**
+//! No safe program can reach undefined behaviour through this crate's API, with one
+//! exception that no type can rule out, in this crate or any other stackful-coroutine
+//! library: code that suspends inside a thread-local's `with` or initializer (see
+//! "Thread-locals" below). The one rule that shapes the API: **a coroutine can be leaked while it is suspended**
 //! (`mem::forget`, an `Rc` cycle, a task an executor never drops, a drop under
 //! `panic = "abort"`, which cannot unwind the stack). Its stack is then never freed
 //! and never resumed, so its own frames stay valid; but anything it *borrowed* from
@@ -272,9 +274,16 @@
 //!     that takes the lock or initializes the cell deadlocks the thread, with no
 //!     message (use an async mutex and `wait` on it);
 //!   - a suspended coroutine kept in a thread-local and dropped when the thread exits
-//!     is unwound then; if it suspended inside `LocalKey::with` of a key that is
-//!     already destroyed, its destructors would use that value after its destruction.
-//!     Drop coroutines before their thread exits.
+//!     would be unwound then; if it suspended inside `LocalKey::with` of a key that
+//!     is already destroyed, its destructors would use that value after its
+//!     destruction. Mitigation: once this crate's per-thread state is destroyed
+//!     (thread-local destructors run in the reverse order of first use; the crate's
+//!     is first used when the thread creates its first coroutine), a `'static`
+//!     coroutine dropped while suspended is leaked, not unwound (its destructors do
+//!     not run; [`leaked_stacks`] counts it). That covers coroutines kept in
+//!     thread-locals first used *before* the thread's first coroutine; one kept in a
+//!     thread-local first used later is still unwound. Drop coroutines before their
+//!     thread exits.
 //!
 //!   `!Send` keeps a coroutine on its thread; it does not make these safe.
 //!

@@ -166,6 +166,8 @@ struct Entry<C> {
 /// What a registry needs of an entry, whatever the coroutine's type.
 trait Member {
     fn index(&self) -> &Cell<usize>;
+    /// Whether the coroutine is being resumed right now (it is on the call chain).
+    fn is_running(&self) -> bool;
     /// Drops the coroutine (unwinding it if suspended), if not done yet.
     fn end(&self);
 }
@@ -173,6 +175,10 @@ trait Member {
 impl<C> Member for Entry<C> {
     fn index(&self) -> &Cell<usize> {
         &self.index
+    }
+
+    fn is_running(&self) -> bool {
+        self.coroutine.try_borrow_mut().is_err()
     }
 
     fn end(&self) {
@@ -219,22 +225,39 @@ impl<'scope> Registry<'scope> {
 
     /// Drops every coroutine still registered, newest first; returns the first panic
     /// payload that escaped a drop (each drop is attempted whatever the others do).
+    ///
+    /// A coroutine that is running cannot be dropped yet: it runs on top of an older
+    /// suspended coroutine of this scope that resumed it (and was itself suspended
+    /// from there, e.g. by `wait`). It is set aside: unwinding the older one unwinds
+    /// through it and ends its run. Only one still running after every other drop
+    /// aborts (see [`Member::end`]).
     fn end_all(&self) -> Option<Box<dyn Any + Send>> {
         let mut first = None;
+        let mut running = Vec::new();
         loop {
             // The borrow ends before the drop: destructors on the unwinding stack may
             // drop other handles of this scope, which unregister themselves.
             let Some(member) = self.live.borrow_mut().pop() else {
-                // Empty now: free the list itself (no coroutine can be added any more,
-                // the scope's closure has returned).
-                drop(self.live.take());
-                return first;
+                break;
             };
             member.index().set(UNREGISTERED);
+            if member.is_running() {
+                running.push(member);
+                continue;
+            }
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| member.end())) {
                 first.get_or_insert(payload);
             }
         }
+        for member in running {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| member.end())) {
+                first.get_or_insert(payload);
+            }
+        }
+        // Empty now: free the list itself (no coroutine can be added any more, the
+        // scope's closure has returned and every coroutine has ended).
+        drop(self.live.take());
+        first
     }
 }
 

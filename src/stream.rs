@@ -43,6 +43,14 @@ impl<T> StreamHandle<T> {
     /// Hands `item` to the stream's consumer; returns when the consumer polls for the
     /// next item.
     ///
+    /// # Thread-locals and locks
+    /// Do not call this inside `LocalKey::with` (or a `thread_local!` initializer), while
+    /// holding a `std::sync::Mutex` guard, or inside a `Once`/`OnceLock`/`LazyLock`
+    /// initializer: another coroutine of the same thread can then re-initialize the
+    /// thread-local and free the value this one still borrows (use-after-free), or block
+    /// the thread on the lock forever. Take what you need out of the thread-local first,
+    /// and use async locks (see the crate docs, "Soundness").
+    ///
     /// # Panics
     /// If called while the stream is being dropped (from a destructor running during
     /// its unwind).

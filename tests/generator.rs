@@ -1292,3 +1292,43 @@ fn a_generator_used_in_a_destructor_during_an_unrelated_panic_can_be_dropped() {
     assert_eq!(common::panic_message(&*r.unwrap_err()), "original failure");
     assert_eq!(first.get(), Some(0));
 }
+
+/// A generator suspended inside `LocalKey::with`, kept in a thread-local that was
+/// first used before the thread's first coroutine, is dropped at thread exit after
+/// the key's value was destroyed: it is leaked, not unwound, so no destructor on its
+/// stack reads the destroyed value (found by review; valgrind saw the use-after-free
+/// before the mitigation).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn a_generator_kept_in_a_thread_local_is_leaked_at_thread_exit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DESTRUCTOR_RAN: AtomicBool = AtomicBool::new(false);
+    thread_local! {
+        static HOLDER: RefCell<Option<StackfulGenerator<'static, (), (), ()>>> =
+            const { RefCell::new(None) };
+        static VALUE: String = "Happy".repeat(8);
+    }
+    struct Show<'a>(&'a str);
+    impl Drop for Show<'_> {
+        fn drop(&mut self) {
+            DESTRUCTOR_RAN.store(true, Ordering::SeqCst);
+            assert!(self.0.starts_with("Happy"));
+        }
+    }
+    let before = stackful::leaked_stacks();
+    std::thread::spawn(|| {
+        HOLDER.with(|_| ()); // first used first: destroyed last
+        let mut g = StackfulGenerator::new(|y: &YieldHandle<()>, ()| {
+            VALUE.with(|s| {
+                let _show = Show(s.as_str());
+                y.yeet(()); // suspended inside VALUE.with
+            })
+        });
+        let _ = Pin::new(&mut g).resume(());
+        HOLDER.with(|h| *h.borrow_mut() = Some(g));
+    })
+    .join()
+    .unwrap();
+    assert!(!DESTRUCTOR_RAN.load(Ordering::SeqCst));
+    assert!(stackful::leaked_stacks() > before);
+}

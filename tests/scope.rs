@@ -502,3 +502,35 @@ fn dropping_a_running_static_coroutine_leaks_it() {
     // No other test of this binary leaks a stack.
     assert_eq!(stackful::leaked_stacks(), before + 1);
 }
+
+/// An older scoped future resumes a newer scoped generator that waits on a pending
+/// future: the generator runs on top of the suspended future when the scope ends.
+/// The scope sets the running one aside, unwinds the future (which unwinds through
+/// the generator), then drops the generator (found by review; it aborted before).
+#[cfg(panic = "unwind")]
+#[test]
+fn a_coroutine_running_on_top_of_another_at_scope_end_is_dropped_after_it() {
+    let drops = Drops::new();
+    let after_wait = Cell::new(false);
+    stackful::scope(|s| {
+        let cell = Rc::new(std::cell::RefCell::new(None));
+        let theirs = cell.clone();
+        let mut fut = s.future(move || {
+            let mut g = theirs.borrow_mut();
+            let g: &mut stackful::ScopedGenerator<'_, u32, ()> = g.as_mut().unwrap();
+            let _ = Pin::new(g).resume(());
+        });
+        let g = s.generator(|_: &YieldHandle<u32>, ()| {
+            let _t = drops.token();
+            wait(std::future::pending::<()>());
+            after_wait.set(true);
+        });
+        *cell.borrow_mut() = Some(g);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+        std::mem::forget(fut);
+    });
+    assert!(!after_wait.get());
+    drops.assert_all_dropped_once();
+}

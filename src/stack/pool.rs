@@ -234,6 +234,15 @@ fn free_list(mut node: *mut Node) {
     }
 }
 
+/// Whether the thread is exiting and this module's per-thread state is gone: the exit
+/// guard, registered when the thread's first coroutine took its stack, was destroyed.
+/// Thread-local destructors run in the reverse order of registration, so this is true
+/// while the destructors of thread-locals first used before that coroutine run.
+pub(crate) fn thread_exiting() -> bool {
+    POOL.try_with(|p| p.state.get() == State::Dead)
+        .unwrap_or(true)
+}
+
 /// How many free default stacks the current thread keeps for reuse.
 pub fn thread_pool_limit() -> usize {
     POOL.try_with(|p| match p.state.get() {
@@ -306,6 +315,10 @@ impl PooledStack {
     #[inline(never)]
     fn take_slow(size: usize, save: usize) -> io::Result<Self> {
         let size = round_stack_size(size)?;
+        // Register the exit guard with the thread's first coroutine, so that a
+        // coroutine dropped during thread-local destruction after it can tell the
+        // thread is exiting (see `thread_exiting`).
+        let _ = POOL.try_with(Pool::arm);
         let stack = match POOL.try_with(|p| p.remove(size)) {
             // Mapped on this thread, which was prepared then.
             Ok(Some(s)) => s,
