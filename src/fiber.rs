@@ -281,6 +281,7 @@ impl<'a> Fiber<'a> {
     }
 
     /// What dropping the fiber does when it cannot be unwound.
+    #[cfg(panic = "unwind")] // only cancellation asks
     pub(crate) fn on_leak(&self) -> OnLeak {
         self.on_leak
     }

@@ -3,11 +3,13 @@
 
 mod common;
 
+#[cfg(panic = "unwind")]
 use common::Drops;
 use futures::StreamExt;
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{wait, Builder, StreamHandle};
 use std::cell::Cell;
+#[cfg(any(panic = "unwind", not(target_arch = "wasm32")))]
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -132,6 +134,7 @@ fn nested_scopes_borrow_from_each_other() {
 }
 
 /// Suspends forever, holding a token.
+#[cfg(panic = "unwind")]
 fn hold(drops: &Drops) -> impl FnOnce(&YieldHandle<u32>, ()) + '_ {
     move |y, ()| {
         let _t = drops.token();
@@ -432,8 +435,10 @@ fn unchecked_with_stack_runs_on_a_borrowed_stack() {
     assert!(freed.get());
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 type Slot = std::cell::RefCell<Option<StackfulGenerator<'static, (), (), ()>>>;
 
+#[cfg(not(target_arch = "wasm32"))]
 thread_local! {
     static RUNNING: Slot = const { std::cell::RefCell::new(None) };
 }

@@ -78,6 +78,7 @@ pub(crate) use windows::StackTib;
 #[cfg(not(any(unix, windows, target_arch = "wasm32")))]
 compile_error!("stackful supports Unix-like targets (Linux, macOS, the BSDs), Windows and wasm32");
 
+#[cfg(panic = "unwind")]
 pub(crate) use pool::thread_exiting;
 pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
 

@@ -238,6 +238,7 @@ fn free_list(mut node: *mut Node) {
 /// guard, registered when the thread's first coroutine took its stack, was destroyed.
 /// Thread-local destructors run in the reverse order of registration, so this is true
 /// while the destructors of thread-locals first used before that coroutine run.
+#[cfg(panic = "unwind")] // only cancellation asks
 pub(crate) fn thread_exiting() -> bool {
     POOL.try_with(|p| p.state.get() == State::Dead)
         .unwrap_or(true)
