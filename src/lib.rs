@@ -212,7 +212,11 @@
 //!   works) prints `stackful: coroutine stack overflow (stack size N bytes) — raise it
 //!   with Builder::stack_size` and aborts. On Windows Rust's runtime reports the
 //!   overflow and aborts. Elsewhere, and for custom stacks, the process dies with
-//!   `SIGSEGV`; memory is never silently corrupted (given a guard).
+//!   `SIGSEGV`; memory is never silently corrupted (given a guard). In a
+//!   thread-local destructor at thread exit the message needs an alternate signal
+//!   stack that std has removed by then: the crate installs one when its own
+//!   per-thread state is destroyed, which covers thread-locals first used before the
+//!   thread's first coroutine (see the README).
 //! * **Exhaustion** (address space, `RLIMIT_AS`, the `vm.max_map_count` mapping
 //!   limit): [`Builder`] returns the `io::Error`; the plain constructors
 //!   ([`stackful`], [`StackfulGenerator::new`]) panic with a message that says so.

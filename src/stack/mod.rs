@@ -247,6 +247,7 @@ impl<'a> StackStorage<'a> {
             return Err(unusable_stack(bottom, top));
         }
         prepare_thread();
+        pool::arm_thread();
         Ok(StackStorage::Custom(stack))
     }
 

@@ -226,20 +226,74 @@ impl AltStack {
 
 impl Drop for AltStack {
     fn drop(&mut self) {
-        let mem = self.0.get();
-        if mem.is_null() {
-            return;
+        let mem = self.0.replace(ptr::null_mut());
+        if !mem.is_null() {
+            // Thread-local destructors are running: other ones, after this, may still
+            // run coroutines. Keep the stack installed until they are all done.
+            hand_over(mem);
         }
-        let disable = libc::stack_t {
-            ss_sp: ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: ALT_STACK_SIZE,
-        };
-        // SAFETY: we installed `mem` on this thread; after disabling it nothing uses it.
-        unsafe {
+    }
+}
+
+/// The thread is exiting (its thread-local destructors are about to run, or running):
+/// std has removed the alternate signal stack it gives each thread when the thread's
+/// main function returned, so install one for the destructors that run coroutines,
+/// freed after the last of them (see [`hand_over`]).
+pub(crate) fn thread_exits() {
+    let mem = AltStack(Cell::new(ptr::null_mut()));
+    mem.ensure();
+    let mem = mem.0.replace(ptr::null_mut());
+    if !mem.is_null() {
+        hand_over(mem);
+    }
+}
+
+/// A process-wide pthread key whose destructor frees the alternate stack handed to it:
+/// pthread key destructors run after every thread-local destructor of the thread.
+fn late_key() -> Option<libc::pthread_key_t> {
+    static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; the destructor has the C signature.
+        (unsafe { libc::pthread_key_create(&mut key, Some(free_late)) } == 0).then_some(key)
+    })
+}
+
+/// Leaves the installed alternate stack `mem` (ours, `ALT_STACK_SIZE` bytes) in place
+/// until the thread's pthread key destructors run, and frees it then; leaks it (64 KiB,
+/// once per thread) if that cannot be arranged.
+fn hand_over(mem: *mut libc::c_void) {
+    let Some(key) = late_key() else {
+        return; // leaked
+    };
+    // SAFETY: a valid key; the slot holds null or a stack handed over before (then
+    // this one is leaked: it cannot happen, one thread has one of ours installed).
+    unsafe {
+        if libc::pthread_getspecific(key).is_null() {
+            libc::pthread_setspecific(key, mem);
+        }
+    }
+}
+
+/// The late key's destructor: removes `mem` if it is still the installed alternate
+/// stack, and unmaps it.
+unsafe extern "C" fn free_late(mem: *mut libc::c_void) {
+    // SAFETY: querying the alternate stack has no preconditions.
+    let mut now: libc::stack_t = unsafe { mem::zeroed() };
+    // SAFETY: `now` is a valid out-pointer; `mem` is a stack we mapped and installed
+    // (handed over by `hand_over`), nothing runs on it once it is disabled, and the
+    // thread's thread-local destructors, the last code that could run a coroutine on
+    // this thread, are done.
+    unsafe {
+        if libc::sigaltstack(ptr::null(), &mut now) == 0 && now.ss_sp == mem {
+            let disable = libc::stack_t {
+                ss_sp: ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: ALT_STACK_SIZE,
+            };
             libc::sigaltstack(&disable, ptr::null_mut());
-            libc::munmap(mem, ALT_STACK_SIZE);
         }
+        libc::munmap(mem, ALT_STACK_SIZE);
     }
 }
 

@@ -82,13 +82,23 @@ struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        let _ = POOL.try_with(|p| {
-            p.state.set(State::Dead);
-            let all = p.detach(usize::MAX);
-            p.room.set(0);
-            free_list(all);
-        });
+        thread_exits();
     }
+}
+
+/// The thread is exiting (the exit guard is being destroyed): empties its pool for
+/// good, so that [`thread_exiting`] is true from now on, and makes sure the thread has
+/// an alternate signal stack for the overflow reporter while the remaining
+/// thread-local destructors run.
+fn thread_exits() {
+    let _ = POOL.try_with(|p| {
+        p.state.set(State::Dead);
+        let all = p.detach(usize::MAX);
+        p.room.set(0);
+        free_list(all);
+    });
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    super::overflow::thread_exits();
 }
 
 impl Pool {
@@ -244,6 +254,12 @@ pub(crate) fn thread_exiting() -> bool {
         .unwrap_or(true)
 }
 
+/// Registers the thread's exit guard and hook, if not done yet (see
+/// [`thread_exiting`]).
+pub(crate) fn arm_thread() {
+    let _ = POOL.try_with(Pool::arm);
+}
+
 /// How many free default stacks the current thread keeps for reuse.
 pub fn thread_pool_limit() -> usize {
     POOL.try_with(|p| match p.state.get() {
@@ -316,10 +332,9 @@ impl PooledStack {
     #[inline(never)]
     fn take_slow(size: usize, save: usize) -> io::Result<Self> {
         let size = round_stack_size(size)?;
-        // Register the exit guard with the thread's first coroutine, so that a
-        // coroutine dropped during thread-local destruction after it can tell the
-        // thread is exiting (see `thread_exiting`).
-        let _ = POOL.try_with(Pool::arm);
+        // Arm the thread-exit detection with the thread's first coroutine (see
+        // `thread_exiting`).
+        arm_thread();
         let stack = match POOL.try_with(|p| p.remove(size)) {
             // Mapped on this thread, which was prepared then.
             Ok(Some(s)) => s,
