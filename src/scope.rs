@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 /// Runs `f` with a [`Scope`] in which coroutines may borrow anything that outlives
@@ -148,8 +148,17 @@ pub struct Scope<'scope, 'env: 'scope> {
 }
 
 /// The coroutines of a scope that are alive (not yet dropped by their handle).
+///
+/// Ownership of an [`Entry`] (a `Box` turned into a raw pointer by [`Scope::adopt`]):
+/// while it is listed in `live`, the registry owns it and its handle refers to it;
+/// when the handle is dropped first it takes the entry out of `live` and frees it;
+/// when the scope ends first, [`end_all`](Registry::end_all) takes it out, ends the
+/// coroutine and frees the entry once every coroutine of the scope has ended (handles
+/// still inside coroutines being unwound may refer to it until then; afterwards no
+/// handle can be used: they cannot outlive the scope, and a forgotten or leaked one is
+/// never touched again).
 struct Registry<'scope> {
-    live: RefCell<Vec<Rc<dyn Member + 'scope>>>,
+    live: RefCell<Vec<NonNull<dyn Member + 'scope>>>,
 }
 
 /// The index of an entry that is not (or no longer) in its registry.
@@ -199,28 +208,27 @@ impl<C> Member for Entry<C> {
 }
 
 impl<'scope> Registry<'scope> {
-    fn insert(&self, member: Rc<dyn Member + 'scope>) {
+    fn insert(&self, member: NonNull<dyn Member + 'scope>) {
         let mut live = self.live.borrow_mut();
-        member.index().set(live.len());
+        // SAFETY: a fresh entry, owned by the registry from now on.
+        unsafe { member.as_ref() }.index().set(live.len());
         live.push(member);
     }
 
-    /// Takes `member` out of the registry (if it is still there).
-    fn remove(&self, member: &dyn Member) {
+    /// Takes `member` out of the registry: the caller owns it from now on. Returns
+    /// false if it was not there (the scope's `end_all` owns it).
+    fn remove(&self, member: &dyn Member) -> bool {
         let index = member.index().replace(UNREGISTERED);
         if index == UNREGISTERED {
-            return;
+            return false;
         }
-        let removed = {
-            let mut live = self.live.borrow_mut();
-            let removed = live.swap_remove(index);
-            if let Some(moved) = live.get(index) {
-                moved.index().set(index);
-            }
-            removed
-        };
-        // Dropped outside the borrow (the handle holds the entry: nothing runs here).
-        drop(removed);
+        let mut live = self.live.borrow_mut();
+        live.swap_remove(index);
+        if let Some(moved) = live.get(index) {
+            // SAFETY: listed entries are live (owned by the registry).
+            unsafe { moved.as_ref() }.index().set(index);
+        }
+        true
     }
 
     /// Drops every coroutine still registered, newest first; returns the first panic
@@ -234,25 +242,39 @@ impl<'scope> Registry<'scope> {
     fn end_all(&self) -> Option<Box<dyn Any + Send>> {
         let mut first = None;
         let mut running = Vec::new();
+        // Every entry taken out, freed once all have ended.
+        let mut ended = Vec::new();
+        let mut end = |member: NonNull<dyn Member + 'scope>| {
+            // SAFETY: taken out of `live`, so owned here (in `ended`) until freed below;
+            // ending it may drop handles, which then leave it alone (UNREGISTERED).
+            let result = panic::catch_unwind(AssertUnwindSafe(|| unsafe { member.as_ref() }.end()));
+            if let Err(payload) = result {
+                first.get_or_insert(payload);
+            }
+        };
         loop {
             // The borrow ends before the drop: destructors on the unwinding stack may
             // drop other handles of this scope, which unregister themselves.
             let Some(member) = self.live.borrow_mut().pop() else {
                 break;
             };
-            member.index().set(UNREGISTERED);
-            if member.is_running() {
+            ended.push(member);
+            // SAFETY: owned here now (see above).
+            let m = unsafe { member.as_ref() };
+            m.index().set(UNREGISTERED);
+            if m.is_running() {
                 running.push(member);
-                continue;
-            }
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| member.end())) {
-                first.get_or_insert(payload);
+            } else {
+                end(member);
             }
         }
         for member in running {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| member.end())) {
-                first.get_or_insert(payload);
-            }
+            end(member);
+        }
+        for member in ended {
+            // SAFETY: made by `Box::into_raw` in `adopt`, owned here, and no handle
+            // can use it any more (see `Registry`).
+            drop(unsafe { Box::from_raw(member.as_ptr()) });
         }
         // Empty now: free the list itself (no coroutine can be added any more, the
         // scope's closure has returned and every coroutine has ended).
@@ -262,14 +284,18 @@ impl<'scope> Registry<'scope> {
 }
 
 impl<'scope, 'env> Scope<'scope, 'env> {
-    /// Registers `coroutine` and returns the entry its handle holds.
-    fn adopt<C: 'scope>(&'scope self, coroutine: C) -> Rc<Entry<C>> {
-        let entry = Rc::new(Entry {
+    /// Registers `coroutine` and returns the handle's reference to its entry.
+    fn adopt<C: 'scope>(&'scope self, coroutine: C) -> EntryRef<'scope, C> {
+        let entry = NonNull::from(Box::leak(Box::new(Entry {
             index: Cell::new(UNREGISTERED),
             coroutine: RefCell::new(Some(coroutine)),
-        });
-        self.registry.insert(entry.clone());
-        entry
+        })));
+        self.registry.insert(entry);
+        EntryRef {
+            entry,
+            registry: &self.registry,
+            _owns: PhantomData,
+        }
     }
 
     /// A builder for coroutines of this scope with a chosen stack size or a custom
@@ -488,7 +514,6 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         let generator = unsafe { StackfulGenerator::on_stack(stack, OnLeak::Abort, f)? };
         Ok(ScopedGenerator {
             entry: self.scope.adopt(generator),
-            registry: &self.scope.registry,
         })
     }
 
@@ -505,7 +530,6 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         let future = unsafe { StackfulFuture::on_stack(stack, OnLeak::Abort, f)? };
         Ok(ScopedFuture {
             entry: self.scope.adopt(future),
-            registry: &self.scope.registry,
         })
     }
 
@@ -522,19 +546,66 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         let stream = unsafe { StackfulStream::on_stack(stack, OnLeak::Abort, f)? };
         Ok(ScopedStream {
             entry: self.scope.adopt(stream),
-            registry: &self.scope.registry,
         })
     }
 }
 
-/// Runs `f` on the coroutine of an entry, or panics if its scope already dropped it
-/// (only possible from a destructor that runs while the scope ends).
-#[track_caller]
-fn with_coroutine<C, T>(entry: &Entry<C>, what: &str, f: impl FnOnce(&mut C) -> T) -> T {
-    let mut slot = entry.coroutine.borrow_mut();
-    match slot.as_mut() {
-        Some(coroutine) => f(coroutine),
-        None => ended(what),
+/// A handle's reference to its [`Entry`] (see [`Registry`] for who owns it).
+struct EntryRef<'scope, C> {
+    entry: NonNull<Entry<C>>,
+    registry: &'scope Registry<'scope>,
+    // Dropping the handle may drop the coroutine.
+    _owns: PhantomData<C>,
+}
+
+impl<C> EntryRef<'_, C> {
+    fn get(&self) -> &Entry<C> {
+        // SAFETY: the entry lives at least as long as its handle (see `Registry`).
+        unsafe { self.entry.as_ref() }
+    }
+
+    /// Runs `f` on the coroutine, or panics if its scope already dropped it (only
+    /// possible from a destructor that runs while the scope ends).
+    #[track_caller]
+    fn with<T>(&self, what: &str, f: impl FnOnce(&mut C) -> T) -> T {
+        let mut slot = self.get().coroutine.borrow_mut();
+        match slot.as_mut() {
+            Some(coroutine) => f(coroutine),
+            None => ended(what),
+        }
+    }
+
+    /// Whether the coroutine is finished (`true` once dropped by the scope).
+    fn complete(&self, complete: impl FnOnce(&C) -> bool) -> bool {
+        match self.get().coroutine.try_borrow() {
+            Ok(slot) => slot.as_ref().map_or(true, complete),
+            // Being resumed: not complete.
+            Err(_) => false,
+        }
+    }
+}
+
+impl<C> Drop for EntryRef<'_, C> {
+    fn drop(&mut self) {
+        let entry = self.get();
+        // Out of the registry first (dropping the coroutine may create or drop other
+        // coroutines of the scope), then drop it now.
+        if !self.registry.remove(entry) {
+            // The scope is ending and owns the entry.
+            entry.end();
+            return;
+        }
+        struct Free<C>(NonNull<Entry<C>>);
+        impl<C> Drop for Free<C> {
+            fn drop(&mut self) {
+                // SAFETY: made by `Box::into_raw` in `adopt`, taken out of the
+                // registry by this handle, which is going away: nothing else refers
+                // to it. Freed even if ending the coroutine panics.
+                drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+            }
+        }
+        let _free = Free(self.entry);
+        entry.end();
     }
 }
 
@@ -544,28 +615,6 @@ fn ended(what: &str) -> ! {
     panic!("{what} used after its scope dropped it (from a destructor run at the end of the scope)")
 }
 
-/// Whether the entry's coroutine is finished (`true` once dropped by the scope).
-fn entry_complete<C>(entry: &Entry<C>, complete: impl FnOnce(&C) -> bool) -> bool {
-    match entry.coroutine.try_borrow() {
-        Ok(slot) => slot.as_ref().map_or(true, complete),
-        // Being resumed: not complete.
-        Err(_) => false,
-    }
-}
-
-macro_rules! scoped_handle_drop {
-    ($name:ident < $($param:ident),* >) => {
-        impl<$($param),*> Drop for $name<'_, $($param),*> {
-            fn drop(&mut self) {
-                // Out of the registry first (dropping the coroutine may create or drop
-                // other coroutines of the scope), then drop it now.
-                self.registry.remove(&*self.entry);
-                self.entry.end();
-            }
-        }
-    };
-}
-
 /// A generator made in a [`Scope`]: [`Scope::generator`].
 ///
 /// It works like a [`StackfulGenerator`] (resume it through [`Generator::resume`],
@@ -573,21 +622,18 @@ macro_rules! scoped_handle_drop {
 /// generator (unwinding it if it is suspended). It cannot leave its scope; if it is
 /// forgotten, the scope drops the generator when it ends.
 pub struct ScopedGenerator<'scope, Y, R, Resume = ()> {
-    entry: Rc<Entry<StackfulGenerator<'scope, Y, R, Resume>>>,
-    registry: &'scope Registry<'scope>,
+    entry: EntryRef<'scope, StackfulGenerator<'scope, Y, R, Resume>>,
 }
-
-scoped_handle_drop!(ScopedGenerator<Y, R, Resume>);
 
 impl<Y, R, Resume> ScopedGenerator<'_, Y, R, Resume> {
     /// Whether the generator has finished (returned or panicked).
     pub fn is_complete(&self) -> bool {
-        entry_complete(&self.entry, |g| g.is_complete())
+        self.entry.complete(|g| g.is_complete())
     }
 
     /// Whether the generator has been resumed at least once.
     pub fn is_started(&self) -> bool {
-        match self.entry.coroutine.try_borrow() {
+        match self.entry.get().coroutine.try_borrow() {
             Ok(slot) => slot.as_ref().map_or(true, |g| g.is_started()),
             Err(_) => true,
         }
@@ -603,7 +649,8 @@ impl<Y, R, Resume> Generator<Resume> for ScopedGenerator<'_, Y, R, Resume> {
     /// # Panics
     /// As [`StackfulGenerator`]'s `resume`.
     fn resume(self: Pin<&mut Self>, arg: Resume) -> GeneratorState<Y, R> {
-        with_coroutine(&self.entry, "ScopedGenerator", |g| Pin::new(g).resume(arg))
+        self.entry
+            .with("ScopedGenerator", |g| Pin::new(g).resume(arg))
     }
 }
 
@@ -613,7 +660,7 @@ impl<Y> Iterator for ScopedGenerator<'_, Y, (), ()> {
     type Item = Y;
 
     fn next(&mut self) -> Option<Y> {
-        with_coroutine(&self.entry, "ScopedGenerator", |g| g.next())
+        self.entry.with("ScopedGenerator", |g| g.next())
     }
 }
 
@@ -636,16 +683,13 @@ impl<Y, R, Resume> std::fmt::Debug for ScopedGenerator<'_, Y, R, Resume> {
 /// future that is itself driven there, ...).
 #[must_use = "futures do nothing unless polled"]
 pub struct ScopedFuture<'scope, T> {
-    entry: Rc<Entry<StackfulFuture<'scope, T>>>,
-    registry: &'scope Registry<'scope>,
+    entry: EntryRef<'scope, StackfulFuture<'scope, T>>,
 }
-
-scoped_handle_drop!(ScopedFuture<T>);
 
 impl<T> ScopedFuture<'_, T> {
     /// Whether the closure has finished (the future returned `Ready` or panicked).
     pub fn is_complete(&self) -> bool {
-        entry_complete(&self.entry, |f| f.is_complete())
+        self.entry.complete(|f| f.is_complete())
     }
 }
 
@@ -653,7 +697,7 @@ impl<T> Future for ScopedFuture<'_, T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        with_coroutine(&self.entry, "ScopedFuture", |f| Pin::new(f).poll(cx))
+        self.entry.with("ScopedFuture", |f| Pin::new(f).poll(cx))
     }
 }
 
@@ -677,16 +721,13 @@ impl<T> std::fmt::Debug for ScopedFuture<'_, T> {
 /// if it is suspended). It cannot leave its scope.
 #[must_use = "streams do nothing unless polled"]
 pub struct ScopedStream<'scope, T> {
-    entry: Rc<Entry<StackfulStream<'scope, T>>>,
-    registry: &'scope Registry<'scope>,
+    entry: EntryRef<'scope, StackfulStream<'scope, T>>,
 }
-
-scoped_handle_drop!(ScopedStream<T>);
 
 impl<T> ScopedStream<'_, T> {
     /// Whether the stream has ended (returned `Ready(None)`) or panicked.
     pub fn is_complete(&self) -> bool {
-        entry_complete(&self.entry, |s| s.is_complete())
+        self.entry.complete(|s| s.is_complete())
     }
 }
 
@@ -694,7 +735,8 @@ impl<T> Stream for ScopedStream<'_, T> {
     type Item = T;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        with_coroutine(&self.entry, "ScopedStream", |s| Pin::new(s).poll_next(cx))
+        self.entry
+            .with("ScopedStream", |s| Pin::new(s).poll_next(cx))
     }
 }
 
