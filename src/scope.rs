@@ -240,6 +240,16 @@ impl<'scope> Registry<'scope> {
     /// through it and ends its run. Only one still running after every other drop
     /// aborts (see [`Member::end`]).
     fn end_all(&self) -> Option<Box<dyn Any + Send>> {
+        // No unwind may leave this function: the coroutines not ended yet would be
+        // leaked with their borrows about to end. Nothing below unwinds (each end and
+        // each extra payload's drop is caught), but if anything ever did: abort.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                crate::fiber::abort("a panic escaped the end of a stackful::scope");
+            }
+        }
+        let guard = AbortOnUnwind;
         let mut first = None;
         let mut running = Vec::new();
         // Every entry taken out, freed once all have ended.
@@ -249,14 +259,35 @@ impl<'scope> Registry<'scope> {
             // ending it may drop handles, which then leave it alone (UNREGISTERED).
             let result = panic::catch_unwind(AssertUnwindSafe(|| unsafe { member.as_ref() }.end()));
             if let Err(payload) = result {
-                first.get_or_insert(payload);
+                match first {
+                    None => first = Some(payload),
+                    // Only the first panic is propagated; dropping another payload can
+                    // itself panic: contain that too (and leak what it panicked with).
+                    Some(_) => {
+                        if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload)))
+                        {
+                            std::mem::forget(again);
+                        }
+                    }
+                }
             }
         };
         loop {
             // The borrow ends before the drop: destructors on the unwinding stack may
-            // drop other handles of this scope, which unregister themselves.
-            let Some(member) = self.live.borrow_mut().pop() else {
-                break;
+            // drop other handles of this scope, which unregister themselves, or make
+            // new coroutines in it, which are ended here as well.
+            let next = self.live.borrow_mut().pop();
+            let Some(member) = next else {
+                // Set aside while running (see above): by now the coroutines they ran
+                // on have been unwound. Ending them may make new coroutines: go on
+                // until both lists are empty.
+                match running.pop() {
+                    Some(member) => {
+                        end(member);
+                        continue;
+                    }
+                    None => break,
+                }
             };
             ended.push(member);
             // SAFETY: owned here now (see above).
@@ -268,9 +299,6 @@ impl<'scope> Registry<'scope> {
                 end(member);
             }
         }
-        for member in running {
-            end(member);
-        }
         for member in ended {
             // SAFETY: made by `Box::into_raw` in `adopt`, owned here, and no handle
             // can use it any more (see `Registry`).
@@ -279,6 +307,7 @@ impl<'scope> Registry<'scope> {
         // Empty now: free the list itself (no coroutine can be added any more, the
         // scope's closure has returned and every coroutine has ended).
         drop(self.live.take());
+        std::mem::forget(guard);
         first
     }
 }
@@ -366,9 +395,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
 impl std::fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope")
-            .field("live", &self.registry.live.borrow().len())
-            .finish()
+        // Not borrowed while user code runs (the formatter's writer could suspend a
+        // coroutine of this scope with the list borrowed, and the scope's end would
+        // then fail to take it).
+        let live = self.registry.live.borrow().len();
+        f.debug_struct("Scope").field("live", &live).finish()
     }
 }
 
