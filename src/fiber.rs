@@ -39,6 +39,10 @@
 //! On wasm32 the reserved area holds the coroutine record of `asm/wasm32.s` instead
 //! (`link` = fiber top - 40, the same two Rust words below it), and the bottom of the
 //! stack holds the coroutine's Asyncify save buffer (`arch::init_stack`).
+//!
+//! Under AddressSanitizer (`cfg(stackful_asan)`, set by build.rs) the fiber top is
+//! `crate::asan::RESERVED` bytes lower: the words between it and the closure keep
+//! the stack bounds that the switches announce to ASan (src/asan.rs).
 
 use crate::arch::{
     self, EntryFn, FLAGS_BELOW_LINK, LINK_BELOW_TOP, RESUMER_BELOW_LINK, TOP_RESERVED,
@@ -247,6 +251,9 @@ impl<'a> Fiber<'a> {
         debug_assert!(top % 16 == 0 && top > bottom && top - bottom >= MIN_USABLE_STACK);
         let closure = (top - mem::size_of::<F>()) & !(mem::align_of::<F>() - 1);
         let fiber_top = closure & !15;
+        // Under AddressSanitizer, words for it above the fiber top (src/asan.rs).
+        #[cfg(stackful_asan)]
+        let fiber_top = fiber_top - crate::asan::RESERVED;
         debug_assert!(fiber_top - TOP_RESERVED > bottom + 2048);
         let link = (fiber_top - LINK_BELOW_TOP) as *mut usize;
         // SAFETY: the reserved words below `fiber_top` and `bottom..fiber_top` lie inside
@@ -258,6 +265,11 @@ impl<'a> Fiber<'a> {
             ptr::write(closure as *mut F, body);
             link.sub(FLAGS_BELOW_LINK).write(0);
         }
+        // SAFETY: `crate::asan::RESERVED` bytes above the fiber top are reserved (above).
+        #[cfg(stackful_asan)]
+        unsafe {
+            crate::asan::init(link, bottom, top)
+        };
         Ok(Fiber {
             sp: 0,
             link,
@@ -313,6 +325,9 @@ impl<'a> Fiber<'a> {
                 .sub(RESUMER_BELOW_LINK)
                 .write(crate::future::current_poll_state())
         };
+        // SAFETY: the coroutine of `link` (set up by `new_inner`) is resumed next.
+        #[cfg(stackful_asan)]
+        let fake_stack = unsafe { crate::asan::before_resume(self.link) };
         let sp = self.sp;
         let transfer = if sp != 0 {
             // Running: `state` has said so since the first entry.
@@ -323,6 +338,11 @@ impl<'a> Fiber<'a> {
         } else {
             // SAFETY: per our caller, Fresh (the only other resumable state).
             unsafe { self.start(arg) }
+        };
+        // SAFETY: back from the resume announced above.
+        #[cfg(stackful_asan)]
+        unsafe {
+            crate::asan::after_resume(fake_stack)
         };
         // Suspended at `transfer.sp` (non-zero), unless this was the last switch.
         self.sp = transfer.sp;
@@ -379,6 +399,11 @@ impl Drop for Fiber<'_> {
     fn drop(&mut self) {
         match self.state() {
             State::Returned | State::Panicked => {
+                // SAFETY: the coroutine finished; its stack is released next.
+                #[cfg(stackful_asan)]
+                unsafe {
+                    crate::asan::release(self.stack.bottom(), self.stack.top())
+                };
                 // SAFETY: dropped once; the coroutine is finished, nothing runs on it.
                 unsafe { ManuallyDrop::drop(&mut self.stack) }
             }
@@ -429,6 +454,14 @@ unsafe extern "C" fn entry<F, T>(arg: usize, link: *mut usize) -> !
 where
     F: FnOnce(*mut usize, usize) -> T,
 {
+    // SAFETY: first thing on this stack after the first resume. (AddressSanitizer:
+    // this frame was set up before, during the switch, so none of its locals are on
+    // the fake stack that the last switch frees; the final message and value must
+    // stay locals of this frame. See src/asan.rs.)
+    #[cfg(stackful_asan)]
+    unsafe {
+        crate::asan::entered(link)
+    };
     // SAFETY: `arg` is the `Start` on the resumer's stack (blocked in `enter`).
     let (closure, first) = unsafe {
         let start = &*(arg as *const Start);
@@ -447,6 +480,15 @@ where
                 kind: Kind::Return,
                 payload: &mut *value as *mut T as *mut u8,
             };
+            // SAFETY: the last switch of this coroutine follows; the resumer reads
+            // `msg` and `value` after it.
+            #[cfg(stackful_asan)]
+            unsafe {
+                crate::asan::before_final_switch(
+                    link,
+                    [&msg as *const Message as usize, msg.payload as usize],
+                )
+            };
             // SAFETY: we are on the coroutine stack and `link` is its LINK slot. The
             // resumer takes `value`; this stack is never resumed again.
             unsafe { arch::switch_out(&mut msg as *mut Message as usize | FINAL_TAG, link) };
@@ -456,6 +498,14 @@ where
             let mut msg = Message {
                 kind: Kind::Panic,
                 payload: &mut *payload as *mut Box<dyn Any + Send> as *mut u8,
+            };
+            // SAFETY: as above (`payload` for `value`).
+            #[cfg(stackful_asan)]
+            unsafe {
+                crate::asan::before_final_switch(
+                    link,
+                    [&msg as *const Message as usize, msg.payload as usize],
+                )
             };
             // SAFETY: as above.
             unsafe { arch::switch_out(&mut msg as *mut Message as usize | FINAL_TAG, link) };
@@ -477,8 +527,16 @@ where
 #[inline]
 pub(crate) unsafe fn suspend(link: *mut usize, word: usize) -> usize {
     debug_assert!(is_suspension(word));
+    // SAFETY: the running coroutine of `link` suspends next.
+    #[cfg(stackful_asan)]
+    let fake_stack = unsafe { crate::asan::before_suspend(link) };
     // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
     let arg = unsafe { arch::switch_out(word, link) };
+    // SAFETY: resumed, on the stack it suspended on.
+    #[cfg(stackful_asan)]
+    unsafe {
+        crate::asan::resumed(link, fake_stack)
+    };
     if arg == CANCEL {
         // SAFETY: as above.
         unsafe { begin_cancel(link) }

@@ -339,6 +339,8 @@
 // wasm32 switches through Binaryen's Asyncify instead (asm/wasm32.s).
 #[cfg_attr(target_arch = "wasm32", path = "arch/wasm32.rs")]
 mod arch;
+#[cfg(stackful_asan)]
+mod asan;
 mod block_on;
 mod builder;
 #[cfg(doctest)]

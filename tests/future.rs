@@ -769,7 +769,7 @@ fn a_coroutine_on_a_minimum_size_stack() {
 #[inline(never)]
 fn recurse(bytes: usize, top: usize) -> usize {
     let buf = black_box([bytes as u8; 1024]);
-    let here = &buf as *const _ as usize;
+    let here = common::stack_address(&buf);
     let deepest = if top - here >= bytes {
         top - here
     } else {
@@ -781,7 +781,7 @@ fn recurse(bytes: usize, top: usize) -> usize {
 
 fn stack_address() -> usize {
     let local = 0u8;
-    black_box(&local) as *const u8 as usize
+    common::stack_address(black_box(&local))
 }
 
 #[test]
@@ -1099,7 +1099,7 @@ fn stackful_future_with_a_custom_stack() {
     );
     let mut fut = StackfulFuture::with_stack(stack, || {
         let local = 0u8;
-        let addr = black_box(&local) as *const u8 as usize;
+        let addr = common::stack_address(black_box(&local));
         wait(pend_n(1, ()));
         addr + wait(from_other_thread(0)).unwrap()
     });

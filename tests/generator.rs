@@ -602,7 +602,7 @@ fn with_stack_runs_on_the_given_custom_stack() {
     );
     let mut g = StackfulGenerator::with_stack(stack, |y: &YieldHandle<usize, u32>, mut n: u32| {
         let local = 0u8;
-        let addr = &local as *const u8 as usize;
+        let addr = common::stack_address(&local);
         let mut total = 0;
         while n != 0 {
             total += n;

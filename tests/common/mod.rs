@@ -320,3 +320,36 @@ impl<T: Unpin> Future for PendN<T> {
         }
     }
 }
+
+/// Where `local` is, as a stack address to compare with other stack addresses (is
+/// the coroutine on the stack it was given, how deep is the recursion).
+///
+/// Under AddressSanitizer (`cfg(stackful_asan)`, which the crate's build script sets
+/// for its tests too) a local whose address is taken is not on the stack: ASan moves
+/// it to its "fake stack", memory of its own, to detect uses after return. The
+/// address of the local then says nothing about the stack, so this returns the
+/// stack pointer instead, which is on the stack that runs the caller. Everywhere
+/// else it is the address of `local`, as before.
+#[inline(always)]
+pub fn stack_address<T>(local: &T) -> usize {
+    #[cfg(all(stackful_asan, any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = local;
+        let sp: usize;
+        // SAFETY: only copies the stack pointer into a register.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        // SAFETY: as above.
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(not(all(stackful_asan, any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    {
+        local as *const T as usize
+    }
+}
