@@ -262,12 +262,16 @@ impl<'scope> Registry<'scope> {
                 match first {
                     None => first = Some(payload),
                     // Only the first panic is propagated; dropping another payload can
-                    // itself panic: contain that too (and leak what it panicked with).
+                    // itself panic: contain that too (a few times, then leak it).
                     Some(_) => {
-                        if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload)))
-                        {
-                            std::mem::forget(again);
+                        let mut payload = payload;
+                        for _ in 0..8 {
+                            match panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+                                Ok(()) => return,
+                                Err(again) => payload = again,
+                            }
                         }
+                        std::mem::forget(payload);
                     }
                 }
             }

@@ -539,3 +539,71 @@ fn a_coroutine_running_on_top_of_another_at_scope_end_is_dropped_after_it() {
     assert!(!after_wait.get());
     drops.assert_all_dropped_once();
 }
+
+/// Review: a second panic while the scope ends, whose payload's destructor panics
+/// too, must not stop the scope from ending its other coroutines.
+#[cfg(panic = "unwind")]
+#[test]
+fn panicking_panic_payloads_at_scope_end_do_not_skip_coroutines() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(true);
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if ARMED.swap(false, Ordering::SeqCst) {
+                panic!("payload destructor panics");
+            }
+        }
+    }
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            std::panic::panic_any(Bomb);
+        }
+    }
+    let drops = Drops::new();
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        stackful::scope(|s| {
+            let mut victim = s.generator(hold(&drops));
+            victim.next();
+            std::mem::forget(victim);
+            let (b1, b2) = (PanicOnDrop, PanicOnDrop);
+            let g1 = s.generator(move |_: &YieldHandle<()>, ()| drop(b1));
+            let g2 = s.generator(move |_: &YieldHandle<()>, ()| drop(b2));
+            std::mem::forget((g1, g2));
+        })
+    }))
+    .unwrap_err();
+    assert!(payload.is::<Bomb>());
+    drops.assert_all_dropped_once();
+    assert_eq!(drops.created(), 1);
+}
+
+/// Review: formatting the scope (`Debug`) from a coroutine that suspends inside the
+/// formatter's writer must not keep the scope from ending that coroutine.
+#[cfg(panic = "unwind")]
+#[test]
+fn a_coroutine_suspended_while_formatting_its_scope_is_ended() {
+    struct SuspendingWriter<'a>(&'a YieldHandle<()>);
+    impl std::fmt::Write for SuspendingWriter<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if s != "Scope" {
+                self.0.yeet(());
+            }
+            Ok(())
+        }
+    }
+    let drops = Drops::new();
+    stackful::scope(|s| {
+        let d = &drops;
+        let mut victim = s.generator(move |y: &YieldHandle<()>, ()| {
+            let _t = d.token();
+            use std::fmt::Write;
+            let _ = write!(SuspendingWriter(y), "{s:?}");
+        });
+        victim.next();
+        std::mem::forget(victim);
+    });
+    drops.assert_all_dropped_once();
+    assert_eq!(drops.created(), 1);
+}
