@@ -18,15 +18,18 @@ struct PollFrame {
     cx: *mut Context<'static>,
     /// LINK slot of the coroutine being polled.
     link: *mut usize,
-    /// Whether the thread was already panicking when this poll began (a poll from a
-    /// destructor during an unrelated unwind): tells a coroutine's own unwind apart
-    /// from the thread's (see [`coroutine_is_unwinding`]).
-    panicking: bool,
+    /// Whether the thread was already panicking when the outermost poll on this
+    /// thread began (a poll from a destructor during an unrelated unwind): tells an
+    /// unwind of a coroutine of the chain apart from the thread's (see
+    /// [`coroutine_is_unwinding`]). Set by [`EnterFrame::new`]: a nested poll (one
+    /// made from inside a coroutine) inherits it, since waiting there suspends the
+    /// whole chain; only the outermost poll asks the panic count.
+    panicking: Cell<bool>,
 }
 
 /// Whether the coroutine of the poll running on this thread is unwinding: it is being
-/// dropped, or a panic of its own (one that started since this poll began) is
-/// propagating through it. False outside any poll, and when only the thread that polls
+/// dropped, or a panic of its own, or of a coroutine of its chain (one that started
+/// since the outermost poll began), is propagating through it. False outside any poll, and when only the thread that polls
 /// it is panicking (a coroutine polled from a destructor during an unrelated unwind
 /// may wait as usual).
 pub(crate) fn coroutine_is_unwinding() -> bool {
@@ -36,7 +39,7 @@ pub(crate) fn coroutine_is_unwinding() -> bool {
     }
     // SAFETY: CURRENT points at the PollFrame of the running poll (see `wait`).
     let frame = unsafe { &*frame };
-    frame.cx.is_null() || (std::thread::panicking() && !frame.panicking)
+    frame.cx.is_null() || (std::thread::panicking() && !frame.panicking.get())
 }
 
 /// The thread's poll bookkeeping, in one thread-local (one address computation).
@@ -79,9 +82,19 @@ struct EnterFrame {
 impl EnterFrame {
     #[inline(always)]
     fn new(frame: &PollFrame) -> Self {
-        CURRENT.with(|c| EnterFrame {
-            frame: c.frame.replace(frame),
-            state: c.state.replace(frame.link as usize),
+        CURRENT.with(|c| {
+            let outer = c.frame.replace(frame);
+            frame.panicking.set(if outer.is_null() {
+                std::thread::panicking()
+            } else {
+                // SAFETY: the outer frame belongs to the poll that runs the coroutine we
+                // are on; it lives on that caller's stack, blocked below us.
+                unsafe { (*outer).panicking.get() }
+            });
+            EnterFrame {
+                frame: outer,
+                state: c.state.replace(frame.link as usize),
+            }
         })
     }
 }
@@ -351,7 +364,7 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
     let frame = PollFrame {
         cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
         link: generator.link(),
-        panicking: std::thread::panicking(),
+        panicking: Cell::new(false),
     };
     let _enter = EnterFrame::new(&frame);
     // SAFETY: per the caller.
@@ -365,7 +378,7 @@ pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R,
         let frame = PollFrame {
             cx: ptr::null_mut(),
             link: generator.link(),
-            panicking: std::thread::panicking(),
+            panicking: Cell::new(false),
         };
         let _enter = EnterFrame::new(&frame);
         generator.cancel();
