@@ -284,10 +284,10 @@
 //!     (thread-local destructors run in the reverse order of first use; the crate's
 //!     is first used when the thread creates its first coroutine), a `'static`
 //!     coroutine dropped while suspended is leaked, not unwound (its destructors do
-//!     not run; [`leaked_stacks`] counts it). That covers coroutines kept in
-//!     thread-locals first used *before* the thread's first coroutine; one kept in a
-//!     thread-local first used later is still unwound. Drop coroutines before their
-//!     thread exits.
+//!     not run; [`leaked_stacks`] counts it). On Linux that covers coroutines kept
+//!     in thread-locals first used *before* the thread's first coroutine; one kept in
+//!     a thread-local first used later is still unwound, and on Windows the order
+//!     differs. Drop coroutines before their thread exits.
 //!
 //!   `!Send` keeps a coroutine on its thread; it does not make these safe.
 //!
