@@ -87,33 +87,6 @@ fn a_scoped_generator_mutably_borrows_and_resume_values_borrow() {
 }
 
 #[test]
-fn the_stackful_0_1_5_example_nests_through_a_scope() {
-    // stackful 0.1.5's example: a nested generator yields through its parent's
-    // handle and borrows the parent's locals; now inside a scope.
-    let mut gen = StackfulGenerator::new(|y: &YieldHandle<i32, i32>, mut r: i32| {
-        for i in 0..100 {
-            assert_eq!(r, i);
-            r = y.yeet(i);
-        }
-        stackful::scope(|s| {
-            let mut gen2 = s.generator(|_: &YieldHandle<(), ()>, ()| {
-                assert_eq!(r, 100);
-                r = y.yeet(100);
-            });
-            assert_eq!(Pin::new(&mut gen2).resume(()), GeneratorState::Complete(()));
-        });
-        assert_eq!(r, 1000);
-        1000
-    });
-    let mut gen = Pin::new(&mut gen);
-    for i in 0..100 {
-        assert_eq!(gen.as_mut().resume(i), GeneratorState::Yielded(i));
-    }
-    assert_eq!(gen.as_mut().resume(100), GeneratorState::Yielded(100));
-    assert_eq!(gen.as_mut().resume(1000), GeneratorState::Complete(1000));
-}
-
-#[test]
 fn nested_scopes_borrow_from_each_other() {
     let base = [1, 2, 3];
     let total = stackful::scope(|outer| {
