@@ -501,6 +501,16 @@ pub struct Case17;
 #[cfg(feature = "futures-io")]
 pub struct Case18;
 
+/// `io::AsyncReader::with_capacity`: the reader borrows.
+///
+/// ```compile_fail,E0597
+/// let data = vec![1u8, 2, 3];
+/// let r = stackful::io::AsyncReader::with_capacity(16, &data[..]);
+/// std::mem::forget(r);
+/// ```
+#[cfg(feature = "futures-io")]
+pub struct Case19;
+
 /// `io::AsyncReader::lazy`: `make` borrows.
 ///
 /// ```compile_fail,E0597
@@ -510,7 +520,7 @@ pub struct Case18;
 /// std::mem::forget(r);
 /// ```
 #[cfg(feature = "futures-io")]
-pub struct Case19;
+pub struct Case20;
 
 /// `io::AsyncReader::with_builder`: `make` borrows.
 ///
@@ -521,7 +531,7 @@ pub struct Case19;
 /// std::mem::forget(r);
 /// ```
 #[cfg(feature = "futures-io")]
-pub struct Case20;
+pub struct Case21;
 
 /// `io::AsyncWriter::new`: the writer borrows.
 ///
@@ -531,7 +541,17 @@ pub struct Case20;
 /// std::mem::forget(w);
 /// ```
 #[cfg(feature = "futures-io")]
-pub struct Case21;
+pub struct Case22;
+
+/// `io::AsyncWriter::with_capacity`: the writer borrows.
+///
+/// ```compile_fail,E0597
+/// let mut out = Vec::new();
+/// let w = stackful::io::AsyncWriter::with_capacity(16, &mut out);
+/// std::mem::forget(w);
+/// ```
+#[cfg(feature = "futures-io")]
+pub struct Case23;
 
 /// `io::AsyncWriter::with_close`: the close closure borrows.
 ///
@@ -542,7 +562,7 @@ pub struct Case21;
 /// std::mem::forget(w);
 /// ```
 #[cfg(feature = "futures-io")]
-pub struct Case22;
+pub struct Case24;
 
 /// `io::AsyncWriter::lazy`: `make` borrows.
 ///
@@ -553,7 +573,7 @@ pub struct Case22;
 /// std::mem::forget(w);
 /// ```
 #[cfg(feature = "futures-io")]
-pub struct Case23;
+pub struct Case25;
 
 /// `io::AsyncWriter::with_builder`: `make` borrows.
 ///
@@ -564,7 +584,7 @@ pub struct Case23;
 /// std::mem::forget(w);
 /// ```
 #[cfg(feature = "futures-io")]
-pub struct Case24;
+pub struct Case26;
 
 /// A scoped generator cannot be swapped into an enclosing scope.
 ///
@@ -578,7 +598,7 @@ pub struct Case24;
 ///     });
 /// });
 /// ```
-pub struct Case25;
+pub struct Case27;
 
 /// A scoped future cannot be swapped into an enclosing scope.
 ///
@@ -591,7 +611,7 @@ pub struct Case25;
 ///     });
 /// });
 /// ```
-pub struct Case26;
+pub struct Case28;
 
 /// A scoped stream cannot be moved into an enclosing scope's variable.
 ///
@@ -604,7 +624,7 @@ pub struct Case26;
 ///     });
 /// });
 /// ```
-pub struct Case27;
+pub struct Case29;
 
 /// A scoped generator cannot be moved out of its scope.
 ///
@@ -615,7 +635,7 @@ pub struct Case27;
 ///     out = Some(s.generator(|y: &YieldHandle<u32>, ()| y.yeet(1)));
 /// });
 /// ```
-pub struct Case28;
+pub struct Case30;
 
 /// A scoped coroutine cannot borrow what is declared inside the scope (it would dangle when the scope drops a forgotten handle).
 ///
@@ -628,7 +648,7 @@ pub struct Case28;
 ///     std::mem::forget(g);
 /// });
 /// ```
-pub struct Case29;
+pub struct Case31;
 
 /// A scoped generator's handle is not `'static`, so it cannot be given to a thread or a `'static` executor.
 ///
@@ -640,4 +660,4 @@ pub struct Case29;
 ///     keep(g);
 /// });
 /// ```
-pub struct Case30;
+pub struct Case32;
