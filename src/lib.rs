@@ -53,6 +53,11 @@
 //! The futures that `wait` polls may be anything the executor supports, e.g. tokio
 //! I/O and timers inside a tokio runtime.
 //!
+//! On tokio's multi-thread runtime, whose `tokio::spawn` requires `Send`, run them on a
+//! pool of single-threaded workers with tokio-util's `LocalPoolHandle::spawn_pinned`,
+//! which creates the coroutine on a pool thread, keeps it there and returns a `Send`
+//! `JoinHandle` (the README's "On tokio's multi-thread runtime" has the recipe).
+//!
 //! ## Using with tokio, smol, futures and wasm-bindgen-futures
 //!
 //! A [`StackfulFuture`] is `!Send`. A suspended coroutine is a stack whose frames may
