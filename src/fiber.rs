@@ -16,7 +16,7 @@
 //!   it capture a backtrace of its suspension point (see "Backtrace of a suspended
 //!   coroutine" below). No resume value's pointer is a token: a real value has a
 //!   mapped address far above 1, and a zero-sized value is passed as a fixed
-//!   well-aligned address near `usize::MAX` (`StackfulGenerator::resume_raw`), never
+//!   address aligned for any type, `1 << (usize::BITS - 1)` (`StackfulGenerator::resume_raw`), never
 //!   as a dangling pointer (which would equal its alignment, possibly 1). So
 //!   [`suspend`] tells every token apart from a resume value with one compare
 //!   (`arg <= TOKEN_MAX`), the same instruction count as the former `arg == CANCEL`.

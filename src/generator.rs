@@ -336,12 +336,14 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     #[inline(always)]
     pub(crate) unsafe fn resume_raw(&mut self, arg: Resume) -> usize {
         let mut arg = ManuallyDrop::new(arg);
-        // A zero-sized value is passed as a fixed address aligned for it and far above
-        // the resume tokens (a pointer to a zero-sized local may be dangling, i.e.
-        // equal to its alignment: 1 is a token). Reading a zero-sized value through
-        // any non-null aligned pointer is fine. Decided at compile time.
+        // A zero-sized value is passed as a fixed address, aligned for any type (Rust
+        // alignments are at most 2^29) and far above the resume tokens: a pointer to
+        // a zero-sized local may be dangling, i.e. equal to its alignment, and 1 is a
+        // token. (Not `usize::MAX`: the wasm32 switch reserves it.) Reading a
+        // zero-sized value through any non-null aligned pointer is fine. Decided at
+        // compile time.
         let ptr = if mem::size_of::<Resume>() == 0 {
-            !(mem::align_of::<Resume>() - 1)
+            1 << (usize::BITS - 1)
         } else {
             &mut *arg as *mut Resume as usize
         };
