@@ -12,12 +12,39 @@
 //! other side switches back.
 //!
 //! * resumer -> coroutine: a pointer to the resume value (typed by the layer above),
-//!   or [`CANCEL`] (0) to make the coroutine unwind.
+//!   or a token: [`CANCEL`] (0) to make the coroutine unwind, or `TRACE` (1) to make
+//!   it capture a backtrace of its suspension point (see "Backtrace of a suspended
+//!   coroutine" below). No resume value's pointer is a token: a real value has a
+//!   mapped address far above 1, and a zero-sized value is passed as a fixed
+//!   address aligned for any type, `1 << (usize::BITS - 1)` (`StackfulGenerator::resume_raw`), never
+//!   as a dangling pointer (which would equal its alignment, possibly 1). So
+//!   [`suspend`] tells every token apart from a resume value with one compare
+//!   (`arg <= TOKEN_MAX`), the same instruction count as the former `arg == CANCEL`.
 //! * coroutine -> resumer: one word that the resumer decodes without a load (see
 //!   [`decode`]): a pointer to a yielded value (in a [`Slot`], so bit 0 is clear),
 //!   [`PENDING`] (`wait` is waiting for a future), or for the last switch a pointer
 //!   to a [`Message`] (`Return` or `Panic`, with a pointer to the value) plus 1. The
 //!   resumer takes the value with `ptr::read`; the coroutine never touches it again.
+//!
+//! # Backtrace of a suspended coroutine
+//!
+//! [`trace_suspended`] resumes a suspended coroutine with the `TRACE` token after
+//! writing, into the poll-state word below LINK (`link - 2`, see the layout), the
+//! address of an uninitialised `Option<Backtrace>` on the tracer's stack. The
+//! coroutine, still inside [`suspend`], sees the token (the cold path of the one
+//! compare), writes `Some(Backtrace::force_capture())` there (`None` if capturing
+//! panicked), returns to the loop in [`suspend`] and switches out again from the very
+//! same instruction of the very same frame, with the very same word: so it is saved
+//! at the very same stack pointer as before (the tracer checks this, and aborts if
+//! not), and the owner's `Fiber::sp` stays right although the tracer never touched
+//! it. The tracer then restores the poll-state word, so the coroutine's state is
+//! exactly as before; it ignores the repeated word (a yielded value the owner already
+//! took, or [`PENDING`]). Nothing else runs on the coroutine during the trace: no
+//! user code, no crate thread-local; the trace (whose unwinder follows LINK, as ever)
+//! shows the coroutine's frames and then the tracer's. The next real resume may be
+//! [`CANCEL`] as usual. Capturing runs on the coroutine's stack: it needs some free
+//! stack there (a few KiB for the unwinder). Not on wasm32 (no native unwinder; the
+//! token is never sent there).
 //!
 //! # Stack layout
 //!
@@ -49,6 +76,7 @@ use crate::arch::{
 };
 use crate::stack::{StackStorage, MIN_USABLE_STACK};
 use std::any::Any;
+use std::backtrace::Backtrace;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop};
@@ -64,6 +92,13 @@ pub(crate) const INLINE_CLOSURE_LIMIT: usize = 1024;
 
 /// Resume token that makes the coroutine unwind from its suspension point.
 pub(crate) const CANCEL: usize = 0;
+/// Resume token that makes the coroutine capture a backtrace of its suspension point
+/// and suspend again where it was (see the module docs).
+#[cfg(not(target_arch = "wasm32"))]
+const TRACE: usize = 1;
+/// The largest resume token: every resume argument above it is a pointer to a resume
+/// value (see the module docs).
+pub(crate) const TOKEN_MAX: usize = 1;
 /// Flag bit: the coroutine has been resumed with [`CANCEL`] and is unwinding.
 const CANCELLING: usize = 1;
 
@@ -377,7 +412,7 @@ impl<'a> Fiber<'a> {
     #[inline(never)]
     unsafe fn start(&mut self, arg: usize) -> arch::Transfer {
         debug_assert_eq!(self.state, State::Fresh);
-        debug_assert_ne!(arg, CANCEL);
+        debug_assert!(arg > TOKEN_MAX);
         self.state = State::Running;
         let start = Start {
             closure: self.closure,
@@ -392,6 +427,63 @@ impl<'a> Fiber<'a> {
                 self.entry,
             )
         }
+    }
+
+    /// A backtrace of the coroutine at its suspension point, or `None` if it is not
+    /// suspended (or on wasm32). See the module docs.
+    pub(crate) fn backtrace(&mut self) -> Option<Backtrace> {
+        if !self.is_suspended() {
+            return None;
+        }
+        #[cfg(target_arch = "wasm32")]
+        return None;
+        // SAFETY: Suspended at `self.sp` (checked above), on this thread (a fiber is
+        // not Send), and `&mut self` excludes any other resume meanwhile.
+        #[cfg(not(target_arch = "wasm32"))]
+        unsafe {
+            trace_suspended(self.sp, self.link)
+        }
+    }
+}
+
+/// Captures a backtrace of the suspended coroutine saved at `sp` whose LINK slot is
+/// `link` (see the module docs). The coroutine is exactly as before afterwards, and
+/// still saved at `sp`.
+///
+/// # Safety
+/// The coroutine of `link` is suspended (not running, not finished) and `sp` is its
+/// latest save point; its stack is alive; it belongs to this thread; nothing else
+/// resumes it during the call.
+#[cfg(not(target_arch = "wasm32"))]
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn trace_suspended(sp: usize, link: *mut usize) -> Option<Backtrace> {
+    let mut slot = mem::MaybeUninit::<Option<Backtrace>>::uninit();
+    let poll_state = link.wrapping_sub(RESUMER_BELOW_LINK);
+    // SAFETY: the poll-state word below LINK is ours (see the layout); the coroutine
+    // reads the slot's address from it when it sees TRACE.
+    let saved = unsafe { poll_state.replace(slot.as_mut_ptr() as usize) };
+    // SAFETY: the coroutine of `link` is resumed next.
+    #[cfg(stackful_asan)]
+    let fake_stack = unsafe { crate::asan::before_resume(link) };
+    // SAFETY: per the caller, `sp` is the latest save point of a suspended coroutine
+    // with a live stack. It is suspended in `suspend`, which answers TRACE without
+    // running anything but the capture, and switches out again.
+    let transfer = unsafe { arch::switch_in(TRACE, sp, link) };
+    // SAFETY: back from the resume announced above.
+    #[cfg(stackful_asan)]
+    unsafe {
+        crate::asan::after_resume(fake_stack)
+    };
+    if transfer.sp != sp || !is_suspension(transfer.data) {
+        // The owner's `Fiber::sp` would now be wrong: nothing can repair that.
+        abort("a coroutine traced for a backtrace did not suspend where it was");
+    }
+    // SAFETY: the coroutine wrote the slot before switching out (`token_received`), and
+    // the poll-state word is restored to what it held.
+    unsafe {
+        poll_state.write(saved);
+        slot.assume_init()
     }
 }
 
@@ -527,21 +619,68 @@ where
 #[inline]
 pub(crate) unsafe fn suspend(link: *mut usize, word: usize) -> usize {
     debug_assert!(is_suspension(word));
+    // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
+    let mut arg = unsafe { switch_out_announced(word, link) };
+    // One compare for every token (see the module docs).
+    while arg <= TOKEN_MAX {
+        // SAFETY: as above; `arg` is a token.
+        unsafe { token_received(link, arg) };
+        // Suspend again, from this frame: at the same stack pointer as the first time
+        // (what `trace_suspended` relies on, and checks).
+        // SAFETY: as above.
+        arg = unsafe { switch_out_announced(word, link) };
+    }
+    arg
+}
+
+/// [`arch::switch_out`] with the announcements to AddressSanitizer.
+///
+/// # Safety
+/// As for [`arch::switch_out`].
+#[inline(always)]
+unsafe fn switch_out_announced(word: usize, link: *mut usize) -> usize {
     // SAFETY: the running coroutine of `link` suspends next.
     #[cfg(stackful_asan)]
     let fake_stack = unsafe { crate::asan::before_suspend(link) };
-    // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
+    // SAFETY: forwarded to the caller.
     let arg = unsafe { arch::switch_out(word, link) };
     // SAFETY: resumed, on the stack it suspended on.
     #[cfg(stackful_asan)]
     unsafe {
         crate::asan::resumed(link, fake_stack)
     };
+    arg
+}
+
+/// The cold path of [`suspend`]: [`CANCEL`] unwinds; `TRACE` captures a backtrace for
+/// the tracer and returns, and [`suspend`] switches out again (see the module docs).
+///
+/// # Safety
+/// `link` is the LINK slot of the running coroutine, just resumed with the token
+/// `arg` (and for `TRACE`, by [`trace_suspended`]).
+#[cold]
+#[inline(never)]
+unsafe fn token_received(link: *mut usize, arg: usize) {
     if arg == CANCEL {
-        // SAFETY: as above.
+        // SAFETY: per the caller.
         unsafe { begin_cancel(link) }
     }
-    arg
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        debug_assert_eq!(arg, TRACE);
+        // Capturing allocates and walks the stack; it runs no user code. A panic in it
+        // must not unwind the coroutine from its suspension point: `None` instead.
+        let trace = panic::catch_unwind(Backtrace::force_capture).ok();
+        // SAFETY: `trace_suspended` wrote the address of its uninitialised slot into
+        // the poll-state word below LINK (ours, see the layout) and waits in the
+        // switch for us to fill it.
+        unsafe {
+            let slot = link.sub(RESUMER_BELOW_LINK).read() as *mut Option<Backtrace>;
+            slot.write(trace);
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    abort("a coroutine received an unknown resume token");
 }
 
 /// Starts unwinding a suspended coroutine that is being dropped.

@@ -275,6 +275,43 @@ impl<'a, T> StackfulFuture<'a, T> {
     pub fn is_complete(&self) -> bool {
         self.generator.is_complete()
     }
+
+    /// A backtrace of the coroutine's own stack where it is suspended (in [`wait`],
+    /// or in a generator's `yeet` it runs): where is it waiting?
+    ///
+    /// `None` if it is not suspended (not polled yet, being polled, or finished), and
+    /// always on wasm32. See [`StackfulGenerator::backtrace`] for what the trace holds
+    /// and how it is taken (the coroutine is exactly as before afterwards).
+    ///
+    /// ```
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use stackful::{stackful, wait};
+    /// use std::future::Future;
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    ///
+    /// #[inline(never)]
+    /// fn read_config(rx: futures::channel::oneshot::Receiver<u32>) -> u32 {
+    ///     std::hint::black_box("read_config");
+    ///     wait(rx).unwrap()
+    /// }
+    ///
+    /// let (tx, rx) = futures::channel::oneshot::channel();
+    /// let mut fut = stackful(move || read_config(rx));
+    /// let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    /// assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+    ///
+    /// let trace = fut.backtrace().unwrap().to_string();
+    /// assert!(trace.contains("read_config"), "{trace}");
+    ///
+    /// tx.send(7).unwrap();
+    /// assert_eq!(Pin::new(&mut fut).poll(&mut cx), Poll::Ready(7));
+    /// assert!(fut.backtrace().is_none()); // finished
+    /// # }
+    /// ```
+    pub fn backtrace(&mut self) -> Option<std::backtrace::Backtrace> {
+        self.generator.backtrace()
+    }
 }
 
 impl<T> Future for StackfulFuture<'_, T> {

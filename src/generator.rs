@@ -39,6 +39,7 @@
 use crate::fiber::{self, Event, Fiber, OnLeak, Slot, State};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
+use std::backtrace::Backtrace;
 use std::io;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
@@ -282,6 +283,50 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         self.fiber.link()
     }
 
+    /// A backtrace of the generator's own stack at the point where it is suspended
+    /// (inside [`YieldHandle::yeet`], or [`wait`](crate::wait) when the generator runs
+    /// inside a [`StackfulFuture`](crate::future::StackfulFuture)): where is it
+    /// waiting?
+    ///
+    /// Returns `None` if the generator is not suspended: not started yet, running
+    /// (this is called from inside it, or it is part of a chain of coroutines that
+    /// another coroutine suspended: that one's backtrace shows its frames), or
+    /// finished. Always `None` on wasm32, where std cannot capture backtraces.
+    ///
+    /// The frames are the coroutine's, from the suspension point down to its entry,
+    /// followed by the frames of the caller of `backtrace` (the unwinder follows the
+    /// coroutine to whoever resumed it last, which during this call is the caller).
+    /// Like [`Backtrace::force_capture`] it captures whatever `RUST_BACKTRACE` says;
+    /// symbols are resolved when it is displayed.
+    ///
+    /// How: the generator is briefly resumed with a private token; the capture runs
+    /// on its stack (it needs a few KiB free there) and it suspends again at once,
+    /// exactly as it was. No code of the generator runs, and its next resume sees no
+    /// difference. See also `stackful::registry` (feature `registry`) for every
+    /// coroutine of the thread.
+    ///
+    /// ```
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use stackful::generator::{Generator, StackfulGenerator, YieldHandle};
+    /// use std::pin::Pin;
+    ///
+    /// #[inline(never)]
+    /// fn produce_numbers(y: &YieldHandle<u32>) {
+    ///     std::hint::black_box("produce_numbers");
+    ///     y.yeet(1);
+    /// }
+    ///
+    /// let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| produce_numbers(y));
+    /// assert!(g.backtrace().is_none()); // not started
+    /// Pin::new(&mut g).resume(());
+    /// let trace = g.backtrace().unwrap().to_string();
+    /// assert!(trace.contains("produce_numbers"), "{trace}");
+    /// # }
+    /// ```
+    pub fn backtrace(&mut self) -> Option<Backtrace> {
+        self.fiber.backtrace()
+    }
+
     /// Resumes with `arg` and returns the coroutine's word untyped (see
     /// [`fiber::decode`]).
     ///
@@ -291,9 +336,21 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     #[inline(always)]
     pub(crate) unsafe fn resume_raw(&mut self, arg: Resume) -> usize {
         let mut arg = ManuallyDrop::new(arg);
+        // A zero-sized value is passed as a fixed address, aligned for any type (Rust
+        // alignments are at most 2^29) and far above the resume tokens: a pointer to
+        // a zero-sized local may be dangling, i.e. equal to its alignment, and 1 is a
+        // token. (Not `usize::MAX`: the wasm32 switch reserves it.) Reading a
+        // zero-sized value through any non-null aligned pointer is fine. Decided at
+        // compile time.
+        let ptr = if mem::size_of::<Resume>() == 0 {
+            1 << (usize::BITS - 1)
+        } else {
+            &mut *arg as *mut Resume as usize
+        };
+        debug_assert!(ptr > fiber::TOKEN_MAX);
         // SAFETY: per the caller; the coroutine takes `arg` (given up here) with
         // ptr::read before it can suspend again, or ignores it (`wait`, Resume = ()).
-        unsafe { self.fiber.resume(&mut *arg as *mut Resume as usize) }
+        unsafe { self.fiber.resume(ptr) }
     }
 
     pub(crate) fn state(&self) -> State {

@@ -8,6 +8,7 @@ use crate::stream::{StackfulStream, StreamHandle};
 use crate::Builder;
 use futures_core::{FusedFuture, FusedStream, Stream};
 use std::any::Any;
+use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
@@ -610,6 +611,15 @@ impl<C> EntryRef<'_, C> {
         }
     }
 
+    /// A backtrace of the suspended coroutine; `None` if it is being resumed (then
+    /// it is running), already dropped by the scope, or not suspended.
+    fn backtrace(&self, trace: impl FnOnce(&mut C) -> Option<Backtrace>) -> Option<Backtrace> {
+        match self.get().coroutine.try_borrow_mut() {
+            Ok(mut slot) => slot.as_mut().and_then(trace),
+            Err(_) => None,
+        }
+    }
+
     /// Whether the coroutine is finished (`true` once dropped by the scope).
     fn complete(&self, complete: impl FnOnce(&C) -> bool) -> bool {
         match self.get().coroutine.try_borrow() {
@@ -673,6 +683,12 @@ impl<Y, R, Resume> ScopedGenerator<'_, Y, R, Resume> {
             Err(_) => true,
         }
     }
+
+    /// A backtrace of the generator where it is suspended; `None` if it is not
+    /// suspended. See [`StackfulGenerator::backtrace`].
+    pub fn backtrace(&mut self) -> Option<Backtrace> {
+        self.entry.backtrace(|g| g.backtrace())
+    }
 }
 
 impl<Y, R, Resume> Generator<Resume> for ScopedGenerator<'_, Y, R, Resume> {
@@ -726,6 +742,12 @@ impl<T> ScopedFuture<'_, T> {
     pub fn is_complete(&self) -> bool {
         self.entry.complete(|f| f.is_complete())
     }
+
+    /// A backtrace of the coroutine where it is suspended; `None` if it is not
+    /// suspended. See [`StackfulFuture::backtrace`].
+    pub fn backtrace(&mut self) -> Option<Backtrace> {
+        self.entry.backtrace(|f| f.backtrace())
+    }
 }
 
 impl<T> Future for ScopedFuture<'_, T> {
@@ -763,6 +785,12 @@ impl<T> ScopedStream<'_, T> {
     /// Whether the stream has ended (returned `Ready(None)`) or panicked.
     pub fn is_complete(&self) -> bool {
         self.entry.complete(|s| s.is_complete())
+    }
+
+    /// A backtrace of the coroutine where it is suspended; `None` if it is not
+    /// suspended. See [`StackfulStream::backtrace`].
+    pub fn backtrace(&mut self) -> Option<Backtrace> {
+        self.entry.backtrace(|s| s.backtrace())
     }
 }
 

@@ -183,6 +183,14 @@ impl<'a, T> StackfulStream<'a, T> {
     pub fn is_complete(&self) -> bool {
         self.generator.is_complete()
     }
+
+    /// A backtrace of the coroutine's own stack where it is suspended (after
+    /// yielding an item, or in [`wait`](crate::wait)); `None` if it is not suspended,
+    /// and always on wasm32. See
+    /// [`StackfulGenerator::backtrace`](crate::generator::StackfulGenerator::backtrace).
+    pub fn backtrace(&mut self) -> Option<std::backtrace::Backtrace> {
+        self.generator.backtrace()
+    }
 }
 
 impl<T> Stream for StackfulStream<'_, T> {
