@@ -161,9 +161,11 @@ impl Drop for EnterFrame {
 /// * Polling it after it returned `Ready` panics.
 ///
 /// It is not `Send`: code on the coroutine stack may hold references to the
-/// thread-locals of the thread that polls it (this crate's own bookkeeping is one),
-/// and moving a suspended stack to another thread would leave them dangling. Use it
-/// with single-threaded executors or `spawn_local`-style APIs.
+/// thread-locals of the thread that polls it (or an `Rc`, a lock guard), and moving a
+/// suspended stack to another thread would leave them dangling. Use it with
+/// single-threaded executors or `spawn_local`-style APIs, or, when you can vouch for
+/// what the coroutine holds, make it `Send` with the `unsafe`
+/// [`assume_send`](StackfulFuture::assume_send).
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
