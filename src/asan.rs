@@ -86,6 +86,23 @@ thread_local! {
     static CURRENT: Cell<Bounds> = const { Cell::new(Bounds::UNKNOWN) };
 }
 
+/// Sets [`CURRENT`]. Out of line, as is [`current`]: a coroutine may be resumed on
+/// another thread than the one it suspended on (`SendFuture`), and an inlined access
+/// after a switch could reuse the thread-local's address computed before it (see
+/// `future::current_poll_state`). Each switch of a migrated coroutine then updates
+/// and reads the bookkeeping of the thread it runs on, which is what ASan's own
+/// per-thread state (`__sanitizer_{start,finish}_switch_fiber`) follows too.
+#[inline(never)]
+fn set_current(to: Bounds) {
+    CURRENT.with(|c| c.set(to));
+}
+
+/// Reads [`CURRENT`] (see [`set_current`]).
+#[inline(never)]
+fn current() -> Bounds {
+    CURRENT.with(Cell::get)
+}
+
 /// What ASan needs of a coroutine, in the words above its fiber top.
 #[repr(C)]
 struct Words {
@@ -113,7 +130,7 @@ fn words(link: *mut usize) -> *mut Words {
 /// stack's fake frames.
 #[inline(always)]
 unsafe fn leave(to: Bounds, save: bool) -> *mut c_void {
-    CURRENT.with(|c| c.set(to));
+    set_current(to);
     let mut fake_stack = ptr::null_mut();
     let save_to: *mut *mut c_void = if save {
         &mut fake_stack
@@ -201,7 +218,7 @@ pub(crate) unsafe fn before_suspend(link: *mut usize) -> *mut c_void {
     // SAFETY: per the caller, the words are the running coroutine's; the stack that
     // the latest switch went to is the one this suspension sits on.
     unsafe {
-        (*w).suspended_on = CURRENT.with(Cell::get);
+        (*w).suspended_on = current();
         leave((*w).resumer, true)
     }
 }

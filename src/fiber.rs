@@ -644,6 +644,10 @@ unsafe fn switch_out_announced(word: usize, link: *mut usize) -> usize {
     let fake_stack = unsafe { crate::asan::before_suspend(link) };
     // SAFETY: forwarded to the caller.
     let arg = unsafe { arch::switch_out(word, link) };
+    // Possibly on another thread now (`SendFuture`/`SendStream`): no thread-local may
+    // be read here through an address computed before the switch. None is: the
+    // crate's thread-locals are only accessed out of line (see
+    // `future::current_poll_state`).
     // SAFETY: resumed, on the stack it suspended on.
     #[cfg(stackful_asan)]
     unsafe {

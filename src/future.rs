@@ -32,8 +32,10 @@ struct PollFrame {
 /// since the outermost poll began), is propagating through it. False outside any poll, and when only the thread that polls
 /// it is panicking (a coroutine polled from a destructor during an unrelated unwind
 /// may wait as usual).
+// Out of line: it reads this crate's and std's thread-locals (see `current_poll_state`).
+#[inline(never)]
 pub(crate) fn coroutine_is_unwinding() -> bool {
-    let frame = CURRENT.with(|c| c.frame.get());
+    let frame = current_frame();
     if frame.is_null() {
         return false;
     }
@@ -66,10 +68,45 @@ thread_local! {
     };
 }
 
+// Every access to `CURRENT` goes through one of the `#[inline(never)]` functions
+// below, each of which loads or stores the value itself (none returns the address).
+//
+// Why: a coroutine can suspend on one thread and be resumed on another
+// (`SendFuture`, `SendStream`), and LLVM assumes that the address of a thread-local
+// does not change within a function (it is a constant, or `llvm.threadlocal.address`,
+// which is `memory(none)`): it may compute the address once and reuse it after a
+// context switch, which is opaque inline assembly to it (llvm/llvm-project#98479;
+// rust-lang/unsafe-code-guidelines#602). Inlined, an access after a switch, in the
+// same function or in a later iteration of a loop that suspends (`wait` in a loop,
+// a `yeet` per item, a generator resumed between two waits), could then read or
+// write the bookkeeping of the thread the coroutine left. Out of line, each access
+// computes the address on the thread it runs on; and since these functions read or
+// write memory, LLVM cannot merge two calls across a switch (which may write
+// memory) either, as it could with a function that only returned the address.
+// Nothing else in this crate touches `CURRENT`.
+
 /// Which poll is in progress on this thread (see [`Current::state`]).
-#[inline(always)]
+#[inline(never)]
 pub(crate) fn current_poll_state() -> usize {
     CURRENT.with(|c| c.state.get())
+}
+
+/// The innermost poll frame of this thread (null outside any poll).
+#[inline(never)]
+fn current_frame() -> *const PollFrame {
+    CURRENT.with(|c| c.frame.get())
+}
+
+/// Both words of [`Current`] (what `wait` reads after each suspension).
+#[inline(never)]
+fn current_frame_and_state() -> (*const PollFrame, usize) {
+    CURRENT.with(|c| (c.frame.get(), c.state.get()))
+}
+
+/// Sets the poll state of this thread.
+#[inline(never)]
+fn set_poll_state(state: usize) {
+    CURRENT.with(|c| c.state.set(state));
 }
 
 /// Makes `frame` current for its lifetime; restores the previous frame and poll state
@@ -80,7 +117,8 @@ struct EnterFrame {
 }
 
 impl EnterFrame {
-    #[inline(always)]
+    // Out of line, as every access to `CURRENT` (see above).
+    #[inline(never)]
     fn new(frame: &PollFrame) -> Self {
         CURRENT.with(|c| {
             let outer = c.frame.replace(frame);
@@ -100,7 +138,8 @@ impl EnterFrame {
 }
 
 impl Drop for EnterFrame {
-    #[inline(always)]
+    // Out of line, as every access to `CURRENT` (see above).
+    #[inline(never)]
     fn drop(&mut self) {
         CURRENT.with(|c| {
             c.frame.set(self.frame);
@@ -122,9 +161,11 @@ impl Drop for EnterFrame {
 /// * Polling it after it returned `Ready` panics.
 ///
 /// It is not `Send`: code on the coroutine stack may hold references to the
-/// thread-locals of the thread that polls it (this crate's own bookkeeping is one),
-/// and moving a suspended stack to another thread would leave them dangling. Use it
-/// with single-threaded executors or `spawn_local`-style APIs.
+/// thread-locals of the thread that polls it (or an `Rc`, a lock guard), and moving a
+/// suspended stack to another thread would leave them dangling. Use it with
+/// single-threaded executors or `spawn_local`-style APIs, or, when you can vouch for
+/// what the coroutine holds, make it `Send` with the `unsafe`
+/// [`assume_send`](StackfulFuture::assume_send).
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
@@ -504,7 +545,7 @@ where
 // dearer (nesting_futures, 4 and 16 levels: 359 -> 409 and 1,235 -> 1,573 Ir) and
 // the wall-clock time of wait_pending_once was the same (BENCHMARKS.md).
 pub fn wait<T>(fut: impl Future<Output = T>) -> T {
-    let frame = CURRENT.with(|c| c.frame.get());
+    let frame = current_frame();
     if frame.is_null() {
         return block_on_thread(fut);
     }
@@ -532,10 +573,10 @@ fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, frame: *cons
         if state & WAIT_POLLING != 0 {
             nested_wait();
         }
-        CURRENT.with(|c| c.state.set(state | WAIT_POLLING));
+        set_poll_state(state | WAIT_POLLING);
         let reset = ResetPolling(state);
         // SAFETY: `cx` is the context of the poll running right now (non-null above).
-        let ready = fut.as_mut().poll(unsafe { &mut *f.cx });
+        let ready = poll_out_of_line(fut.as_mut(), unsafe { &mut *f.cx });
         drop(reset);
         if let Poll::Ready(value) = ready {
             return value;
@@ -544,9 +585,20 @@ fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, frame: *cons
         // running (we are on it, or on a stack it resumed). The poll that resumes us
         // passes a pointer to `()`, which we ignore.
         unsafe { fiber::suspend(f.link, fiber::PENDING) };
-        // Resumed by the next poll, which installed its own frame.
-        current = CURRENT.with(|c| (c.frame.get(), c.state.get()));
+        // Resumed by the next poll, which installed its own frame, maybe on another
+        // thread (`SendFuture`): read out of line (see `current_poll_state`).
+        current = current_frame_and_state();
     }
+}
+
+/// Polls the future that `wait` waits on, out of line: its `poll` may read
+/// thread-locals (an executor's context, a cooperative budget), and inlined into the
+/// loop of `wait_in_coroutine` it could reuse, after a suspension that moved the
+/// coroutine to another thread, an address computed before (see
+/// `current_poll_state`).
+#[inline(never)]
+fn poll_out_of_line<F: Future + ?Sized>(fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fut.poll(cx)
 }
 
 /// Restores the poll state from before `wait` polled its future (also on a panic);
@@ -556,7 +608,7 @@ struct ResetPolling(usize);
 impl Drop for ResetPolling {
     #[inline(always)]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.state.set(self.0));
+        set_poll_state(self.0);
     }
 }
 
@@ -574,7 +626,7 @@ fn nested_wait() -> ! {
 /// thread, i.e. whether [`wait`] would suspend a coroutine rather than block the
 /// thread.
 pub fn in_stackful() -> bool {
-    !CURRENT.with(|c| c.frame.get()).is_null()
+    !current_frame().is_null()
 }
 
 /// Lets other tasks run.

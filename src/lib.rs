@@ -47,7 +47,8 @@
 //! ## Executors
 //!
 //! Coroutines are `!Send` (code on their stacks may hold references to
-//! thread-locals), so they run on single-threaded executors or through
+//! thread-locals; [`SendFuture`] and [`SendStream`] are the `unsafe` opt-in for
+//! work-stealing executors), so they run on single-threaded executors or through
 //! `spawn_local`: tokio's `current_thread` runtime or a `LocalSet`, smol's
 //! `LocalExecutor` or `block_on`, `futures::executor::LocalPool` or `block_on`.
 //! The futures that `wait` polls may be anything the executor supports, e.g. tokio
@@ -61,9 +62,10 @@
 //! ## Using with tokio, smol, futures and wasm-bindgen-futures
 //!
 //! A [`StackfulFuture`] is `!Send`. A suspended coroutine is a stack whose frames may
-//! hold references into the thread-locals of the thread it ran on (this crate's own
-//! bookkeeping among them; any `thread_local!` a caller borrowed across a `wait`), so
-//! it must be resumed on that thread. Work-stealing executors move tasks between
+//! hold what must stay on the thread it ran on (an `Rc`, a reference into a
+//! `thread_local!` borrowed across a `wait`, a lock guard), which the compiler cannot
+//! check in a suspended stack; so it is resumed on that thread, unless the caller
+//! vouches for it with the `unsafe` [`StackfulFuture::assume_send`](future::StackfulFuture::assume_send). Work-stealing executors move tasks between
 //! worker threads between two polls, which is why their `spawn` requires `Send` and
 //! will not accept one. Every executor has a single-threaded way that does:
 //!
@@ -356,6 +358,7 @@ pub mod generator;
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 pub mod io;
 mod scope;
+mod send;
 pub mod stack;
 pub mod stream;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -366,6 +369,7 @@ pub use builder::Builder;
 pub use fiber::leaked_stacks;
 pub use future::{in_stackful, stackful, wait, yield_now};
 pub use scope::{scope, Scope, ScopedBuilder, ScopedFuture, ScopedGenerator, ScopedStream};
+pub use send::{SendFuture, SendStream};
 pub use stream::{stream, StackfulStream, StreamHandle};
 
 /// The result of a `with_stack` constructor, or its panic.

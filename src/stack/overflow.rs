@@ -164,6 +164,10 @@ fn lookup(key: usize) -> Option<usize> {
 
 /// Installs the handler (once per process) and an alternate signal stack on the
 /// calling thread if it has none (once per thread).
+///
+/// Out of line: it reads thread-locals, and may be called from coroutine code that
+/// moves between threads (see `future::current_poll_state`).
+#[inline(never)]
 pub(crate) fn prepare_thread() {
     INSTALL.call_once(install);
     thread_local! {

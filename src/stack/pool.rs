@@ -249,6 +249,7 @@ fn free_list(mut node: *mut Node) {
 /// Thread-local destructors run in the reverse order of registration, so this is true
 /// while the destructors of thread-locals first used before that coroutine run.
 #[cfg(panic = "unwind")] // only cancellation asks
+#[inline(never)] // see `pool_pop_if`
 pub(crate) fn thread_exiting() -> bool {
     POOL.try_with(|p| p.state.get() == State::Dead)
         .unwrap_or(true)
@@ -256,11 +257,13 @@ pub(crate) fn thread_exiting() -> bool {
 
 /// Registers the thread's exit guard and hook, if not done yet (see
 /// [`thread_exiting`]).
+#[inline(never)] // see `pool_pop_if`
 pub(crate) fn arm_thread() {
     let _ = POOL.try_with(Pool::arm);
 }
 
 /// How many free default stacks the current thread keeps for reuse.
+#[inline(never)] // see `pool_pop_if`
 pub fn thread_pool_limit() -> usize {
     POOL.try_with(|p| match p.state.get() {
         State::Dead => 0,
@@ -271,18 +274,51 @@ pub fn thread_pool_limit() -> usize {
 
 /// Sets how many free default stacks the current thread keeps for reuse (0 disables
 /// the pool on this thread). Stacks already cached beyond the new limit are unmapped.
+#[inline(never)] // see `pool_pop_if`
 pub fn set_thread_pool_limit(limit: usize) {
     let _ = POOL.try_with(|p| free_list(p.set_limit(limit, limit)));
 }
 
 /// Number of free stacks cached by the current thread.
+#[inline(never)] // see `pool_pop_if`
 pub(crate) fn thread_pool_len() -> usize {
     POOL.try_with(Pool::len).unwrap_or(0)
 }
 
 /// Unmaps every free stack cached by the current thread.
+#[inline(never)] // see `pool_pop_if`
 pub fn clear_thread_pool() {
     let _ = POOL.try_with(|p| free_list(p.set_limit(p.limit.get(), 0)));
+}
+
+// The fast paths reach `POOL` through these `#[inline(never)]` functions, never
+// inlined: a coroutine that creates or drops another one can be suspended between two
+// such accesses and resumed on another thread (`SendFuture`), and LLVM may reuse a
+// thread-local's address computed before the switch within a function (see
+// `future::current_poll_state`). Each call computes it on the thread it runs on, and
+// reads or writes memory, so two calls are not merged across a switch either. The
+// other accesses are in functions that never suspend and are not inlined into
+// coroutine code (`take_slow`, `drop_slow`, and the small ones marked
+// `#[inline(never)]`, which could otherwise be inlined across crates).
+//
+// A stack needs no more than that to migrate: it belongs to no thread. It is taken
+// from the pool of the thread that creates the coroutine and goes back to the pool
+// of the thread that drops it (or is unmapped there).
+
+/// [`Pool::pop_if`] on this thread's pool (null if it is gone).
+#[inline(never)]
+fn pool_pop_if(size: usize) -> *mut Node {
+    POOL.try_with(|p| p.pop_if(size)).unwrap_or(ptr::null_mut())
+}
+
+/// [`Pool::push`] on this thread's pool (false if it is gone).
+///
+/// # Safety
+/// As for [`Pool::push`].
+#[inline(never)]
+unsafe fn pool_push(stack: &ManuallyDrop<DefaultStack>) -> bool {
+    // SAFETY: forwarded to our caller.
+    POOL.try_with(|p| unsafe { p.push(stack) }) == Ok(true)
 }
 
 /// A default stack that goes back to the current thread's pool when dropped.
@@ -318,7 +354,7 @@ impl PooledStack {
         // Fast path: the most recently freed stack, if it has exactly `size` bytes. A
         // pooled stack's size is already rounded (`round_stack_size` leaves it as it
         // is), so such a `size` needs no rounding either.
-        let node = POOL.try_with(|p| p.pop_if(size)).unwrap_or(ptr::null_mut());
+        let node = pool_pop_if(size);
         if !node.is_null() {
             // SAFETY: `pop_if` handed the stack in the node over to us, and its memory
             // stays valid until the stack is dropped.
@@ -393,7 +429,7 @@ impl Drop for PooledStack {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: the stack is not used again after it was pooled.
-        if POOL.try_with(|p| unsafe { p.push(&self.stack) }) != Ok(true) {
+        if !unsafe { pool_push(&self.stack) } {
             self.drop_slow();
         }
     }
