@@ -33,6 +33,7 @@ struct PollFrame {
 /// it is panicking (a coroutine polled from a destructor during an unrelated unwind
 /// may wait as usual).
 // Out of line: it reads this crate's and std's thread-locals (see `current_poll_state`).
+#[cfg(any(feature = "futures-io", feature = "tokio"))]
 #[inline(never)]
 pub(crate) fn coroutine_is_unwinding() -> bool {
     let frame = current_frame();
