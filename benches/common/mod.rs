@@ -10,6 +10,7 @@
 // Every bench target compiles this whole module but uses only its own group.
 #![allow(dead_code)]
 
+pub mod churn;
 pub mod create_run_drop;
 pub mod nesting;
 pub mod round_trip;
@@ -63,6 +64,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(round_trip::cases());
     v.extend(wait_pending_once::cases());
     v.extend(create_run_drop::cases());
+    v.extend(churn::cases());
     v.extend(nesting::cases());
     v.extend(sync_over_async::cases());
     v

@@ -54,6 +54,7 @@ impl DefaultStack {
         super::track_mapped(
             stack.bottom().as_ptr() as usize,
             stack.top().as_ptr() as usize,
+            false,
         );
         Ok(stack)
     }
@@ -80,7 +81,7 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::untrack_mapped(self.bottom().as_ptr() as usize, 0);
+        super::untrack_mapped(self.bottom().as_ptr() as usize, 0, false);
         // SAFETY: allocated in `new` with this very layout (checked there), and nothing
         // runs on it any more (see `Stack`).
         unsafe {

@@ -1,4 +1,5 @@
-//! [`DefaultStack`]: an anonymous mapping with a guard page at the low end.
+//! [`DefaultStack`]: an anonymous mapping with a guard page at the low end, or (Linux
+//! with guard regions) a slot of a slab.
 
 use super::{page_size, round_stack_size, Stack};
 use std::io;
@@ -15,19 +16,31 @@ use std::ptr::{self, NonNull};
 ///
 /// The mapping is private, anonymous and `MAP_NORESERVE` (plus `MAP_STACK` where it
 /// exists): only the pages a coroutine touches cost memory. Dropping it unmaps it.
+///
+/// On Linux 6.14 and later (where `madvise(MADV_GUARD_INSTALL)` works and shows in
+/// `/proc/self/pagemap`; detected once per process), stacks of up to 32 MiB are instead
+/// slots of large shared mappings ("slabs"), each with a guard page installed in the
+/// page tables rather than a mapping of its own: a million coroutines then fit under
+/// the default `vm.max_map_count`. The layout of each stack is the same. Dropping such
+/// a stack frees its slot (its pages are released in batches, and a slab whose stacks
+/// are all free is unmapped).
 #[derive(Debug)]
 pub struct DefaultStack {
-    /// Start of the mapping (the guard page).
+    /// Start of the mapping or slot (the guard page).
     mapping: NonNull<u8>,
-    /// Length of the whole mapping, guard included.
+    /// Length of the whole mapping or slot, guard included.
     len: usize,
     /// Length of the guard region.
     guard: usize,
     /// valgrind's id for this stack (0 when not running under valgrind).
     valgrind_id: usize,
+    /// The slab the slot belongs to (`None`: a mapping of its own).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    slab: Option<NonNull<super::slab::Slab>>,
 }
 
-// SAFETY: a DefaultStack exclusively owns its mapping; nothing in it is tied to a thread.
+// SAFETY: a DefaultStack exclusively owns its mapping or slot; nothing in it is tied to
+// a thread (the slab bookkeeping is behind a process-wide lock).
 unsafe impl Send for DefaultStack {}
 // SAFETY: `&DefaultStack` only gives out addresses.
 unsafe impl Sync for DefaultStack {}
@@ -37,11 +50,28 @@ impl DefaultStack {
     /// to at least [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE)) plus one guard page.
     ///
     /// # Errors
-    /// The `mmap` or `mprotect` error: typically `ENOMEM` when the address space, the
-    /// `RLIMIT_AS` limit or the `vm.max_map_count` number of mappings is exhausted.
+    /// The `mmap`, `mprotect` or `madvise` error: typically `ENOMEM` when the address
+    /// space, the `RLIMIT_AS` limit or the `vm.max_map_count` number of mappings is
+    /// exhausted.
     pub fn new(size: usize) -> io::Result<Self> {
         let usable = round_stack_size(size)?;
         let guard = page_size();
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(slot) = super::slab::take(usable)? {
+            let mut stack = DefaultStack {
+                mapping: slot.start,
+                len: usable + guard,
+                guard,
+                valgrind_id: 0,
+                slab: Some(slot.slab),
+            };
+            stack.valgrind_id = super::track_mapped(
+                stack.bottom().as_ptr() as usize,
+                stack.top().as_ptr() as usize,
+                true,
+            );
+            return Ok(stack);
+        }
         let len = usable.checked_add(guard).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -97,10 +127,13 @@ impl DefaultStack {
             len,
             guard,
             valgrind_id: 0,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            slab: None,
         };
         stack.valgrind_id = super::track_mapped(
             stack.bottom().as_ptr() as usize,
             stack.top().as_ptr() as usize,
+            false,
         );
         Ok(stack)
     }
@@ -111,9 +144,10 @@ impl DefaultStack {
     }
 }
 
-// SAFETY: `mapping..mapping+len` is ours until drop; `top` is page-aligned (so
+// SAFETY: `mapping..mapping+len` is ours until drop (a whole mapping, or a slab slot that
+// the slab hands to no one else until it is given back); `top` is page-aligned (so
 // 16-aligned), the usable part is at least MIN_STACK_SIZE, and the guard page below
-// `bottom` is PROT_NONE.
+// `bottom` is PROT_NONE or a guard region (faults on any access either way).
 unsafe impl Stack for DefaultStack {
     fn top(&self) -> NonNull<u8> {
         // SAFETY: one past the end of the mapping, never null.
@@ -132,7 +166,15 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(slab) = self.slab {
+            super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, true);
+            // SAFETY: the slot came from `slab::take` and is given back once, here;
+            // nothing runs on it any more (see `Stack`).
+            unsafe { super::slab::give_back(self.mapping, slab) };
+            return;
+        }
+        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, false);
         // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
         unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.len) };
     }

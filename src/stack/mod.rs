@@ -10,11 +10,17 @@
 //! the commit limit, although only touched pages use memory) with a guard page
 //! below it, like a thread's stack.
 //!
-//! When a coroutine ends, its default stack goes back to a small per-thread pool
-//! (at most [`thread_pool_limit`] stacks, [`DEFAULT_POOL_LIMIT`] unless changed), so
-//! creating the next coroutine of the same size costs no system call. Stacks beyond
-//! the limit are unmapped, so a burst of coroutines does not pin memory forever, and
-//! [`clear_thread_pool`] returns the cached ones to the system at once.
+//! When a coroutine ends, its default stack goes back to a per-thread pool (at most
+//! [`thread_pool_limit`] stacks: [`DEFAULT_POOL_LIMIT`] at first, then following the
+//! thread's load up to [`MAX_ADAPTIVE_POOL_LIMIT`], unless fixed with
+//! [`set_thread_pool_limit`]), so creating the next coroutine of the same size costs
+//! no system call. Stacks beyond the limit are released, so a burst of coroutines does
+//! not pin memory forever, and [`clear_thread_pool`] returns the cached ones at once.
+//!
+//! On Linux 6.14 and later, default stacks of up to 32 MiB are carved from large
+//! shared mappings with guard pages installed by `madvise(MADV_GUARD_INSTALL)`, so
+//! that a million of them fit under the default `vm.max_map_count` (see
+//! [`DefaultStack`]); elsewhere each has a mapping of its own.
 //!
 //! Custom stacks implement the `unsafe` trait [`Stack`] and are passed to
 //! [`StackfulGenerator::with_stack`](crate::generator::StackfulGenerator::with_stack) or
@@ -30,6 +36,8 @@ mod mmap;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod overflow;
 mod pool;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod slab;
 #[cfg(windows)]
 mod windows;
 
@@ -47,22 +55,29 @@ static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 /// What every default stack does once its memory `bottom..top` is usable, whatever
 /// the platform: tell valgrind it is a stack (so switching to it is not reported as a
 /// wild stack-pointer change), enter the guard page directly below `bottom` in the
-/// overflow reporter's registry, and count it in [`stats`]. Returns valgrind's id for
-/// it (0 natively); pass it to [`untrack_mapped`] before the memory is released.
-pub(crate) fn track_mapped(bottom: usize, top: usize) -> usize {
+/// overflow reporter's registry (unless `in_slab`: the slab's entry covers it), and
+/// count it in [`stats`]. Returns valgrind's id for it (0 natively); pass it to
+/// [`untrack_mapped`] before the memory is released.
+pub(crate) fn track_mapped(bottom: usize, top: usize, in_slab: bool) -> usize {
     let valgrind_id = crate::arch::valgrind_stack_register(bottom, top);
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    overflow::register(bottom - page_size(), top - bottom);
+    if !in_slab {
+        overflow::register(bottom - page_size(), top - bottom);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = in_slab;
     MAPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     valgrind_id
 }
 
-/// Undoes [`track_mapped`].
-pub(crate) fn untrack_mapped(bottom: usize, valgrind_id: usize) {
+/// Undoes [`track_mapped`] (`in_slab` as there).
+pub(crate) fn untrack_mapped(bottom: usize, valgrind_id: usize, in_slab: bool) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    overflow::unregister(bottom - page_size());
+    if !in_slab {
+        overflow::unregister(bottom - page_size());
+    }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = bottom;
+    let _ = (bottom, in_slab);
     crate::arch::valgrind_stack_deregister(valgrind_id);
     MAPPED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
@@ -80,7 +95,10 @@ compile_error!("stackful supports Unix-like targets (Linux, macOS, the BSDs), Wi
 
 #[cfg(panic = "unwind")]
 pub(crate) use pool::thread_exiting;
-pub use pool::{clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT};
+pub use pool::{
+    clear_thread_pool, set_thread_pool_limit, thread_pool_limit, DEFAULT_POOL_LIMIT,
+    MAX_ADAPTIVE_POOL_LIMIT,
+};
 
 /// A snapshot of the stack allocator's counters; see [`stats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,12 @@
 //! table, which is async-signal-safe. The table has a fixed capacity of
 //! `REGISTRY_SLOTS / 2` stacks, more than the default `vm.max_map_count` allows;
 //! a stack that finds no slot still works, its overflow is just not named.
+//!
+//! Stacks carved from slabs (`slab.rs`, guard pages installed with
+//! `MADV_GUARD_INSTALL`) are not entered one by one: each slab has an entry in a
+//! second table (start, end, stride, usable size), and an address is in a guard page
+//! if it lies in a slab and below the usable part of its slot. The handler scans the
+//! slab entries in use (a few hundred for a million 64 KiB stacks).
 
 use std::cell::Cell;
 use std::mem;
@@ -157,6 +163,105 @@ fn lookup(key: usize) -> Option<usize> {
             k if k == key => return Some(sizes[slot].load(Ordering::Relaxed)),
             // BUSY, TOMBSTONE or another key: keep probing.
             _ => {}
+        }
+    }
+    None
+}
+
+/// Entries of the slab table: at most this many slabs exist at once (each up to
+/// 256 MiB of address space, so far more than a process can map).
+pub(crate) const SLAB_ENTRIES: usize = 1 << 16;
+/// Words per slab entry: sequence number, start, end, stride, usable size.
+const SLAB_WORDS: usize = 5;
+
+/// The slab table (see `slab.rs`): `SLAB_ENTRIES` entries of `SLAB_WORDS` words, in
+/// one lazily created anonymous mapping (only touched pages cost memory). An entry's
+/// sequence number is odd while it is being written (a seqlock: the handler never
+/// waits, it skips an entry that changed while it read it) and its start is 0 when
+/// it describes no slab.
+static SLAB_TABLE: AtomicPtr<AtomicUsize> = AtomicPtr::new(ptr::null_mut());
+static SLAB_TABLE_INIT: Once = Once::new();
+/// One past the highest entry ever set: the handler scans `0..SLAB_HIGH`.
+static SLAB_HIGH: AtomicUsize = AtomicUsize::new(0);
+
+/// The slab table if it exists; never creates it (usable from the signal handler).
+fn slab_table() -> Option<&'static [AtomicUsize]> {
+    let base = SLAB_TABLE.load(Ordering::Acquire);
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: the mapping holds SLAB_ENTRIES * SLAB_WORDS AtomicUsize and is never
+    // unmapped.
+    Some(unsafe { std::slice::from_raw_parts(base, SLAB_ENTRIES * SLAB_WORDS) })
+}
+
+/// Writes entry `entry` (`start == 0`: no slab) under its sequence number. Entries are
+/// handed out by `slab.rs` under its lock, so there is one writer per entry at a time.
+fn write_slab(entry: usize, start: usize, len: usize, stride: usize, usable: usize) {
+    let Some(table) = slab_table() else {
+        return;
+    };
+    let e = &table[entry * SLAB_WORDS..(entry + 1) * SLAB_WORDS];
+    let seq = e[0].load(Ordering::Relaxed);
+    e[0].store(seq.wrapping_add(1), Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Release);
+    e[1].store(start, Ordering::Relaxed);
+    e[2].store(start.wrapping_add(len), Ordering::Relaxed);
+    e[3].store(stride, Ordering::Relaxed);
+    e[4].store(usable, Ordering::Relaxed);
+    e[0].store(seq.wrapping_add(2), Ordering::Release);
+}
+
+/// Records that `start..start + len` is a slab of stacks every `stride` bytes, each
+/// with a guard page at its start and `usable` bytes above it. `entry` is below
+/// [`SLAB_ENTRIES`] and unused. Creates the table on first use; if it cannot be
+/// mapped, overflows in slabs are not named (the fault still kills the process).
+pub(crate) fn set_slab(entry: usize, start: usize, len: usize, stride: usize, usable: usize) {
+    SLAB_TABLE_INIT.call_once(|| {
+        let bytes = SLAB_ENTRIES * SLAB_WORDS * mem::size_of::<AtomicUsize>();
+        // SAFETY: fresh anonymous mapping; zero-filled memory is a valid array of
+        // AtomicUsize (no slab, even sequence numbers).
+        let mem = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if mem != libc::MAP_FAILED {
+            SLAB_TABLE.store(mem.cast(), Ordering::Release);
+        }
+    });
+    write_slab(entry, start, len, stride, usable);
+    SLAB_HIGH.fetch_max(entry + 1, Ordering::Release);
+}
+
+/// Forgets entry `entry` (before its slab is unmapped).
+pub(crate) fn clear_slab(entry: usize) {
+    write_slab(entry, 0, 0, 0, 0);
+}
+
+/// If `addr` is in a guard page of a slab, the usable size of that stack.
+/// Async-signal-safe: atomic loads only.
+fn lookup_slab(addr: usize) -> Option<usize> {
+    let table = slab_table()?;
+    let high = SLAB_HIGH.load(Ordering::Acquire).min(SLAB_ENTRIES);
+    for e in table[..high * SLAB_WORDS].chunks_exact(SLAB_WORDS) {
+        let seq = e[0].load(Ordering::Acquire);
+        if seq % 2 == 1 {
+            continue;
+        }
+        let (start, end) = (e[1].load(Ordering::Relaxed), e[2].load(Ordering::Relaxed));
+        let (stride, usable) = (e[3].load(Ordering::Relaxed), e[4].load(Ordering::Relaxed));
+        std::sync::atomic::fence(Ordering::Acquire);
+        if e[0].load(Ordering::Relaxed) != seq || start == 0 || stride == 0 {
+            continue;
+        }
+        if (start..end).contains(&addr) {
+            return ((addr - start) % stride < stride - usable).then_some(usable);
         }
     }
     None
@@ -324,7 +429,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     let page = PAGE.load(Ordering::Relaxed);
     let key = addr & !(page - 1);
     if addr != 0 {
-        if let Some(size) = lookup(key) {
+        if let Some(size) = lookup(key).or_else(|| lookup_slab(addr)) {
             // One report at a time if several threads overflow at once.
             while HANDLING.swap(true, Ordering::Acquire) {
                 std::hint::spin_loop();

@@ -13,8 +13,20 @@ use std::io;
 use std::mem::{self, ManuallyDrop};
 use std::ptr::{self, NonNull};
 
-/// How many free stacks each thread keeps by default.
+/// How many free stacks each thread keeps at first. Unless
+/// [`set_thread_pool_limit`] fixes it, the limit then follows the thread's load, between
+/// this and [`MAX_ADAPTIVE_POOL_LIMIT`] (see [`thread_pool_limit`]).
 pub const DEFAULT_POOL_LIMIT: usize = 16;
+
+/// The most free stacks a thread keeps while its pool limit adapts to its load.
+pub const MAX_ADAPTIVE_POOL_LIMIT: usize = 1024;
+
+/// Takes between two looks at how much of the pool was used ([`Pool::pop_if`] counts
+/// them down; [`Pool::sample`] looks).
+const SAMPLE_PERIOD: u32 = 256;
+/// Looks per decay step: every `SAMPLE_PERIOD * SAMPLES_PER_DECAY` takes, the pool gives
+/// up half of the stacks that it held at every look (never needed in that period).
+const SAMPLES_PER_DECAY: u32 = 8;
 
 /// What a free stack holds at the top of its usable memory while it is in a pool.
 struct Node {
@@ -53,6 +65,15 @@ struct Pool {
     room: Cell<usize>,
     limit: Cell<usize>,
     state: Cell<State>,
+    /// Whether the limit follows the load (until `set_thread_pool_limit`).
+    adaptive: Cell<bool>,
+    /// Takes that found no stack in the pool since the limit last grew.
+    misses: Cell<usize>,
+    /// Takes until the next [`sample`](Pool::sample).
+    tick: Cell<u32>,
+    /// Samples taken in this decay period, and the fewest stacks pooled at any of them.
+    samples: Cell<u32>,
+    low: Cell<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +93,11 @@ thread_local! {
             room: Cell::new(0),
             limit: Cell::new(DEFAULT_POOL_LIMIT),
             state: Cell::new(State::Unarmed),
+            adaptive: Cell::new(true),
+            misses: Cell::new(0),
+            tick: Cell::new(SAMPLE_PERIOD),
+            samples: Cell::new(0),
+            low: Cell::new(usize::MAX),
         }
     };
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
@@ -111,10 +137,17 @@ impl Pool {
     }
 
     /// Unlinks the most recently freed stack if it has `size` usable bytes, and
-    /// returns its node (null otherwise). The caller then owns the stack in the node
-    /// and must move it out before anything else touches the pool.
+    /// returns its node (null otherwise, and once every [`SAMPLE_PERIOD`] calls, so
+    /// that the caller's slow path [`sample`](Pool::sample)s the pool). The caller then
+    /// owns the stack in the node and must move it out before anything else touches the
+    /// pool.
     #[inline]
     fn pop_if(&self, size: usize) -> *mut Node {
+        let tick = self.tick.get().wrapping_sub(1);
+        self.tick.set(tick);
+        if tick == 0 {
+            return ptr::null_mut();
+        }
         let node = self.head.get();
         // SAFETY: a non-null head is a live node of a stack the list owns (invariant);
         // unlinking it hands the stack over to the caller.
@@ -219,6 +252,59 @@ impl Pool {
         first
     }
 
+    /// Every [`SAMPLE_PERIOD`] takes: notes how many stacks the pool holds, and every
+    /// [`SAMPLES_PER_DECAY`] notes, if it held some at each of them (stacks that the
+    /// thread did not need in that period), lowers the limit by half of the fewest
+    /// (not below [`DEFAULT_POOL_LIMIT`]) and returns that many for [`free_list`]:
+    /// a thread whose load fell keeps less. Null when nothing is given up.
+    fn sample(&self) -> *mut Node {
+        self.tick.set(SAMPLE_PERIOD);
+        let len = self.len();
+        self.low.set(self.low.get().min(len));
+        let samples = self.samples.get() + 1;
+        if samples < SAMPLES_PER_DECAY {
+            self.samples.set(samples);
+            return ptr::null_mut();
+        }
+        let low = self.low.replace(usize::MAX);
+        self.samples.set(0);
+        let limit = self.limit.get();
+        if !self.adaptive.get() || self.state.get() != State::Armed || limit <= DEFAULT_POOL_LIMIT {
+            return ptr::null_mut();
+        }
+        let cut = (low / 2).min(limit - DEFAULT_POOL_LIMIT);
+        if cut == 0 {
+            return ptr::null_mut();
+        }
+        // `len - cut` stacks stay, and `limit - cut >= len - cut` keeps `room` right.
+        self.set_limit(limit - cut, len - cut)
+    }
+
+    /// A take found no stack: counts the miss for [`grow`](Pool::grow).
+    fn missed(&self) {
+        if self.state.get() == State::Armed {
+            self.misses.set(self.misses.get().saturating_add(1));
+        }
+    }
+
+    /// The pool is full: if takes found it empty since it last grew (the thread has
+    /// more coroutines in flight than it keeps stacks for), raises the limit by the
+    /// number of misses (at least doubling it, at most to
+    /// [`MAX_ADAPTIVE_POOL_LIMIT`]) and makes room accordingly.
+    fn grow(&self) {
+        let (limit, misses) = (self.limit.get(), self.misses.get());
+        if !self.adaptive.get() || self.state.get() != State::Armed || misses == 0 {
+            return;
+        }
+        self.misses.set(0);
+        let new = limit
+            .saturating_add(misses.max(limit))
+            .min(MAX_ADAPTIVE_POOL_LIMIT)
+            .max(limit);
+        self.limit.set(new);
+        self.room.set(self.room.get() + (new - limit));
+    }
+
     /// Sets the limit and keeps at most `keep <= limit` stacks; returns the others
     /// (the most recently freed ones) for [`free_list`].
     fn set_limit(&self, limit: usize, keep: usize) -> *mut Node {
@@ -262,7 +348,38 @@ pub(crate) fn arm_thread() {
     let _ = POOL.try_with(Pool::arm);
 }
 
-/// How many free default stacks the current thread keeps for reuse.
+/// How many free default stacks the current thread keeps for reuse at the moment.
+///
+/// It starts at [`DEFAULT_POOL_LIMIT`] and, unless [`set_thread_pool_limit`] fixed it,
+/// follows the thread's load: when coroutines find the pool empty (more are in flight
+/// than it keeps stacks for), the limit grows by their number (up to
+/// [`MAX_ADAPTIVE_POOL_LIMIT`]), so that a thread that keeps, say, 1,000 coroutines in
+/// flight creates them without system calls or page faults; when stacks stay unused
+/// in the pool for a few thousand coroutine creations, it shrinks again (not below
+/// [`DEFAULT_POOL_LIMIT`]) and gives them up. The free stacks of a thread that stops
+/// creating coroutines stay pooled until [`clear_thread_pool`] or the thread's exit.
+///
+/// ```
+/// use stackful::stack::{thread_pool_limit, DEFAULT_POOL_LIMIT, MAX_ADAPTIVE_POOL_LIMIT};
+///
+/// std::thread::spawn(|| {
+///     assert_eq!(thread_pool_limit(), DEFAULT_POOL_LIMIT);
+///     // 100 coroutines in flight at once, then all done: the pool grows to keep them.
+///     let gens: Vec<_> = (0..100)
+///         .map(|_| {
+///             let mut g = stackful::generator::StackfulGenerator::new(
+///                 |y: &stackful::generator::YieldHandle<()>, ()| y.yeet(()),
+///             );
+///             g.next();
+///             g
+///         })
+///         .collect();
+///     drop(gens);
+///     assert!((100..=MAX_ADAPTIVE_POOL_LIMIT).contains(&thread_pool_limit()));
+/// })
+/// .join()
+/// .unwrap();
+/// ```
 #[inline(never)] // see `pool_pop_if`
 pub fn thread_pool_limit() -> usize {
     POOL.try_with(|p| match p.state.get() {
@@ -273,10 +390,14 @@ pub fn thread_pool_limit() -> usize {
 }
 
 /// Sets how many free default stacks the current thread keeps for reuse (0 disables
-/// the pool on this thread). Stacks already cached beyond the new limit are unmapped.
+/// the pool on this thread), and stops the limit from following the load (see
+/// [`thread_pool_limit`]). Stacks already cached beyond the new limit are released.
 #[inline(never)] // see `pool_pop_if`
 pub fn set_thread_pool_limit(limit: usize) {
-    let _ = POOL.try_with(|p| free_list(p.set_limit(limit, limit)));
+    let _ = POOL.try_with(|p| {
+        p.adaptive.set(false);
+        free_list(p.set_limit(limit, limit))
+    });
 }
 
 /// Number of free stacks cached by the current thread.
@@ -371,7 +492,16 @@ impl PooledStack {
         // Arm the thread-exit detection with the thread's first coroutine (see
         // `thread_exiting`).
         arm_thread();
-        let stack = match POOL.try_with(|p| p.remove(size)) {
+        let stack = match POOL.try_with(|p| {
+            if p.tick.get() == 0 {
+                free_list(p.sample());
+            }
+            let found = p.remove(size);
+            if found.is_none() {
+                p.missed();
+            }
+            found
+        }) {
             // Mapped on this thread, which was prepared then.
             Ok(Some(s)) => s,
             _ => {
@@ -417,7 +547,13 @@ impl PooledStack {
     #[inline(never)]
     fn drop_slow(&mut self) {
         // SAFETY: the stack is not used again after it was pooled.
-        let pooled = POOL.try_with(|p| p.arm() && unsafe { p.push(&self.stack) });
+        let pooled = POOL.try_with(|p| {
+            if !p.arm() {
+                p.grow();
+            }
+            // SAFETY: as above.
+            unsafe { p.push(&self.stack) }
+        });
         if pooled != Ok(true) {
             // SAFETY: not pooled, so still ours; dropped exactly once, here.
             unsafe { ManuallyDrop::drop(&mut self.stack) };

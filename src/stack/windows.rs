@@ -167,7 +167,7 @@ impl DefaultStack {
             guard,
             valgrind_id: 0,
         };
-        stack.valgrind_id = super::track_mapped(bottom, stack.top().as_ptr() as usize);
+        stack.valgrind_id = super::track_mapped(bottom, stack.top().as_ptr() as usize, false);
         Ok(stack)
     }
 
@@ -200,7 +200,7 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id);
+        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, false);
         // SAFETY: we own the reservation and nothing runs on it any more (see `Stack`).
         unsafe { VirtualFree(self.base.as_ptr().cast(), 0, MEM_RELEASE) };
     }
