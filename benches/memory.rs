@@ -4,7 +4,10 @@
 //! 1. For ours (generator and future), corosensei and stackful 0.1.5: create 10,000
 //!    small coroutines, each suspended at its first yield/wait, and report the growth
 //!    of `VmRSS` (and page tables, `VmPTE`) per coroutine.
-//! 2. Create suspended coroutines with `stackful::Builder` until it returns `Err`:
+//! 2. The pool of a thread after a burst of 10,000 coroutines: how many stacks it
+//!    keeps, its limit and the memory held, and how many low-load creations it takes
+//!    for the limit to decay back to `DEFAULT_POOL_LIMIT`.
+//! 3. Create suspended coroutines with `stackful::Builder` until it returns `Err`:
 //!    report the count, the error and `vm.max_map_count` (each default stack is two
 //!    mappings: the stack and its guard page). The same for corosensei's
 //!    `DefaultStack::new` for reference. Everything is released afterwards and the
@@ -18,9 +21,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 const COUNT: usize = 10_000;
-/// Generous upper bound for the exhaustion test (the default `vm.max_map_count` of
-/// 65530 allows about 32,700 two-mapping stacks).
-const MAX_ATTEMPTS: usize = 1_000_000;
+/// Upper bound for the exhaustion test: the default `vm.max_map_count` of 65530 allows
+/// about 32,700 two-mapping stacks; with guard regions (slab stacks) ours has no such
+/// limit, and 200,000 default (2 MiB) stacks already take about 2.4 GiB (a touched page
+/// and two page-table pages each), so the test stops there.
+const MAX_ATTEMPTS: usize = 200_000;
 
 /// A field of `/proc/self/status`, in KiB.
 fn status_kib(field: &str) -> u64 {
@@ -149,7 +154,7 @@ impl std::future::Future for PendingForever {
 fn until_err<T, E>(mut try_make: impl FnMut() -> Result<T, E>) -> (Vec<T>, Option<E>) {
     // Reserve up front: near the mapping limit, growing the vector (a large malloc
     // is an mmap) could fail itself.
-    let mut alive = Vec::with_capacity(40_000);
+    let mut alive = Vec::with_capacity(MAX_ATTEMPTS);
     for _ in 0..MAX_ATTEMPTS {
         match try_make() {
             Ok(c) => alive.push(c),
@@ -196,6 +201,48 @@ fn exhaustion<T, E: std::fmt::Display>(what: &str, try_make: impl FnMut() -> Res
     );
 }
 
+/// A thread runs a burst of `BURST` suspended coroutines (default stacks), then all
+/// end: what its pool keeps afterwards (stacks, limit, memory), and after a period of
+/// low load (one coroutine at a time) how far the limit decayed.
+fn idle_pool_after_burst() {
+    const BURST: usize = 10_000;
+    std::thread::spawn(|| {
+        use stackful::stack::{stats, thread_pool_limit};
+        let rss0 = status_kib("VmRSS") + status_kib("VmPTE");
+        let gens: Vec<_> = (0..BURST).map(|_| ours_generator()).collect();
+        let rss_burst = status_kib("VmRSS") + status_kib("VmPTE");
+        drop(black_box(gens));
+        let rss_idle = status_kib("VmRSS") + status_kib("VmPTE");
+        let (pooled, limit) = (stats().pooled_on_this_thread, thread_pool_limit());
+        println!(
+            "after a burst of {BURST}: {pooled} stacks pooled (limit {limit}), RSS + page \
+             tables {:.1} MiB above the start (during the burst {:.1} MiB)",
+            rss_idle.saturating_sub(rss0) as f64 / 1024.0,
+            rss_burst.saturating_sub(rss0) as f64 / 1024.0,
+        );
+        record("idle_pool_after_burst:pooled", pooled);
+        record("idle_pool_after_burst:limit", limit);
+        record("idle_pool_after_burst:kib", rss_idle.saturating_sub(rss0));
+        // Low load: one coroutine at a time.
+        let mut takes = 0;
+        while thread_pool_limit() > stackful::stack::DEFAULT_POOL_LIMIT && takes < 1_000_000 {
+            drop(black_box(ours_generator()));
+            takes += 1;
+        }
+        let rss_low = status_kib("VmRSS") + status_kib("VmPTE");
+        println!(
+            "then one coroutine at a time: the limit is back at {} after {takes} coroutines; \
+             {} stacks pooled, RSS + page tables {:.1} MiB above the start",
+            thread_pool_limit(),
+            stats().pooled_on_this_thread,
+            rss_low.saturating_sub(rss0) as f64 / 1024.0,
+        );
+        record("idle_pool_after_burst:decay_takes", takes);
+    })
+    .join()
+    .unwrap();
+}
+
 fn main() {
     let max_map_count = read_sys("/proc/sys/vm/max_map_count");
     record("vm.max_map_count", &max_map_count);
@@ -214,6 +261,9 @@ fn main() {
     rss_per_coroutine("ours (stackful future, in wait)", ours_future);
     rss_per_coroutine("corosensei (Coroutine)", corosensei_coroutine);
     rss_per_coroutine("stackful-0.1.5 (StackfulGenerator)", stackful_0_1_generator);
+    println!();
+    println!("The pool of a thread after a burst:");
+    idle_pool_after_burst();
     println!();
     println!("Exhaustion at default limits:");
     exhaustion("ours (stackful::Builder::generator)", || {

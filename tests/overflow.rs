@@ -79,6 +79,70 @@ fn child_overflow_of_the_thread_itself() {
         .unwrap();
 }
 
+/// An overflow in a stack that was used, freed to its slab (where its pages were
+/// released with `MADV_DONTNEED`) and handed out again, in the middle of a slab with
+/// other stacks alive on both sides.
+#[test]
+fn child_overflow_in_a_reused_slab_stack() {
+    if !common::is_child("child_overflow_in_a_reused_slab_stack") {
+        return;
+    }
+    // No pool: every stack goes back to its slab at once.
+    stackful::stack::set_thread_pool_limit(0);
+    let guard_regions = stackful::stack::stats().guard_regions;
+    eprintln!("guard regions: {guard_regions}");
+    let suspended = || {
+        let mut g = Builder::new()
+            .stack_size(64 * 1024)
+            .generator(|y: &YieldHandle<usize>, ()| {
+                y.yeet(recurse(8));
+            })
+            .unwrap();
+        assert!(matches!(
+            Pin::new(&mut g).resume(()),
+            GeneratorState::Yielded(8)
+        ));
+        g
+    };
+    let mut alive: Vec<_> = (0..300).map(|_| suspended()).collect();
+    // Free 299 (the slab releases their pages in batches of 64), keep the last.
+    let last = alive.pop();
+    drop(alive);
+    // The first 43 come back with their pages, the 44th is a released one.
+    let again: Vec<_> = (0..43).map(|_| suspended()).collect();
+    let mut g = Builder::new()
+        .stack_size(64 * 1024)
+        .generator(|y: &YieldHandle<()>, ()| {
+            y.yeet(());
+            recurse(usize::MAX / 2);
+        })
+        .unwrap();
+    let _more: Vec<_> = (0..10).map(|_| suspended()).collect();
+    let _keep = (last, again);
+    while let GeneratorState::Yielded(()) = Pin::new(&mut g).resume(()) {}
+    unreachable!("the recursion cannot finish");
+}
+
+#[test]
+fn overflow_in_a_reused_slab_stack_is_reported() {
+    if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {
+        return;
+    }
+    let (ok, stderr) = run_child("child_overflow_in_a_reused_slab_stack");
+    assert!(!ok, "the child must die");
+    assert!(
+        stderr.contains("stackful: coroutine stack overflow (stack size 65536 bytes)"),
+        "stderr: {stderr}"
+    );
+    // Where the kernel has guard regions (Linux >= 6.14 natively), the stack was a
+    // slab slot; elsewhere a mapping of its own, and the message is the same.
+    let expect_slabs = stackful::stack::stats().guard_regions;
+    assert!(
+        stderr.contains(&format!("guard regions: {expect_slabs}")),
+        "stderr: {stderr}"
+    );
+}
+
 #[test]
 fn overflow_in_future_is_reported() {
     if std::env::var_os("STACKFUL_TEST_CHILD").is_some() {

@@ -473,3 +473,72 @@ fn suspended_coroutines_in_thread_locals_are_unwound_at_thread_exit() {
     .unwrap();
     assert_eq!(dropped.load(Ordering::SeqCst), 2);
 }
+
+/// Lines of `/proc/self/maps`: the process's mappings.
+#[cfg(target_os = "linux")]
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or(0)
+}
+
+/// 100,000 suspended coroutines with guard pages fit under the kernel's default limits
+/// (`vm.max_map_count` = 65530) where guard regions are available: they take a few
+/// hundred mappings, not two each. Elsewhere (older kernels, qemu-user) creation ends
+/// in an `Err`, never a crash. (In a child process: the mapping count is the
+/// process's.) Under valgrind, which tracks every coroutine stack, 2,000 of them.
+#[cfg(all(target_os = "linux", panic = "unwind"))]
+#[test]
+fn a_hundred_thousand_coroutines_fit_at_default_limits() {
+    common::in_child(
+        "a_hundred_thousand_coroutines_fit_at_default_limits",
+        || {
+            let under_valgrind = std::env::var("LD_PRELOAD").is_ok_and(|p| p.contains("vgpreload"));
+            let count = if under_valgrind { 2_000 } else { 100_000 };
+            let guard_regions = stackful::stack::stats().guard_regions;
+            let (maps0, mapped0) = (map_count(), stackful::stack::stats().mapped);
+            let mut cx = Context::from_waker(noop_waker_ref());
+            let mut alive = Vec::with_capacity(count);
+            let mut error = None;
+            for _ in 0..count {
+                match Builder::new()
+                    .stack_size(64 * 1024)
+                    .future(|| wait(futures::future::pending::<()>()))
+                {
+                    Ok(f) => {
+                        let mut f = Box::pin(f);
+                        assert!(f.as_mut().poll(&mut cx).is_pending());
+                        alive.push(f);
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let maps = map_count() - maps0;
+            eprintln!(
+            "guard regions: {guard_regions}; {} coroutines, {maps} more mappings, error: {error:?}",
+            alive.len()
+        );
+            if guard_regions {
+                assert!(error.is_none(), "{error:?} after {}", alive.len());
+                assert!(maps < count / 100, "{maps} mappings for {count} stacks");
+            } else if let Some(e) = error {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("stackful: mmap") || msg.contains("stackful: mprotect"),
+                    "{msg}"
+                );
+            }
+            assert_eq!(stackful::stack::stats().mapped, mapped0 + alive.len());
+            drop(alive);
+            // The pool keeps some for the next coroutines; the rest are released.
+            let pooled = stackful::stack::stats().pooled_on_this_thread;
+            assert!(pooled <= stackful::stack::MAX_ADAPTIVE_POOL_LIMIT);
+            assert_eq!(stackful::stack::stats().mapped, mapped0 + pooled);
+            stackful::stack::clear_thread_pool();
+            assert_eq!(stackful::stack::stats().mapped, mapped0);
+        },
+    );
+}

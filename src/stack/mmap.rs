@@ -26,12 +26,11 @@ use std::ptr::{self, NonNull};
 /// are all free is unmapped).
 #[derive(Debug)]
 pub struct DefaultStack {
-    /// Start of the mapping or slot (the guard page).
-    mapping: NonNull<u8>,
-    /// Length of the whole mapping or slot, guard included.
-    len: usize,
-    /// Length of the guard region.
-    guard: usize,
+    /// End of the mapping or slot: the top of the stack.
+    top: NonNull<u8>,
+    /// Usable size; one guard page (`page_size()`) lies below it, at the start of the
+    /// mapping or slot.
+    size: usize,
     /// valgrind's id for this stack (0 when not running under valgrind).
     valgrind_id: usize,
     /// The slab the slot belongs to (`None`: a mapping of its own).
@@ -59,9 +58,9 @@ impl DefaultStack {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(slot) = super::slab::take(usable)? {
             let mut stack = DefaultStack {
-                mapping: slot.start,
-                len: usable + guard,
-                guard,
+                // SAFETY: the slot's end, inside or one past its slab, never null.
+                top: unsafe { NonNull::new_unchecked(slot.start.as_ptr().add(guard + usable)) },
+                size: usable,
                 valgrind_id: 0,
                 slab: Some(slot.slab),
             };
@@ -122,10 +121,9 @@ impl DefaultStack {
             ));
         }
         let mut stack = DefaultStack {
-            // SAFETY: mmap succeeded, so the address is not null.
-            mapping: unsafe { NonNull::new_unchecked(mapping.cast()) },
-            len,
-            guard,
+            // SAFETY: one past the end of the mapping that mmap returned, not null.
+            top: unsafe { NonNull::new_unchecked(mapping.cast::<u8>().add(len)) },
+            size: usable,
             valgrind_id: 0,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             slab: None,
@@ -138,29 +136,34 @@ impl DefaultStack {
         Ok(stack)
     }
 
+    /// Start of the mapping or slot: the guard page.
+    fn mapping(&self) -> NonNull<u8> {
+        // SAFETY: the guard page is part of the mapping or slot, which is not at 0.
+        unsafe { NonNull::new_unchecked(self.bottom().as_ptr().sub(page_size())) }
+    }
+
     /// Usable size in bytes (without the guard page).
     pub fn size(&self) -> usize {
-        self.len - self.guard
+        self.size
     }
 }
 
-// SAFETY: `mapping..mapping+len` is ours until drop (a whole mapping, or a slab slot that
+// SAFETY: `top - size - page..top` is ours until drop (a whole mapping, or a slab slot that
 // the slab hands to no one else until it is given back); `top` is page-aligned (so
 // 16-aligned), the usable part is at least MIN_STACK_SIZE, and the guard page below
 // `bottom` is PROT_NONE or a guard region (faults on any access either way).
 unsafe impl Stack for DefaultStack {
     fn top(&self) -> NonNull<u8> {
-        // SAFETY: one past the end of the mapping, never null.
-        unsafe { NonNull::new_unchecked(self.mapping.as_ptr().add(self.len)) }
+        self.top
     }
 
     fn bottom(&self) -> NonNull<u8> {
-        // SAFETY: inside the mapping.
-        unsafe { NonNull::new_unchecked(self.mapping.as_ptr().add(self.guard)) }
+        // SAFETY: inside the mapping, above its guard page: not null.
+        unsafe { NonNull::new_unchecked(self.top.as_ptr().sub(self.size)) }
     }
 
     fn guard_size(&self) -> usize {
-        self.guard
+        page_size()
     }
 }
 
@@ -171,11 +174,11 @@ impl Drop for DefaultStack {
             super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, true);
             // SAFETY: the slot came from `slab::take` and is given back once, here;
             // nothing runs on it any more (see `Stack`).
-            unsafe { super::slab::give_back(self.mapping, slab) };
+            unsafe { super::slab::give_back(self.mapping(), slab) };
             return;
         }
         super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, false);
         // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
-        unsafe { libc::munmap(self.mapping.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.mapping().as_ptr().cast(), self.size + page_size()) };
     }
 }

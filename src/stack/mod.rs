@@ -117,6 +117,12 @@ pub struct Stats {
     /// [`Builder::save_buffer_size`](crate::Builder::save_buffer_size)). Always 0
     /// natively.
     pub save_buffer_peak: usize,
+    /// Whether default stacks are carved from shared slab mappings with guard pages
+    /// installed by `madvise(MADV_GUARD_INSTALL)` (Linux ≥ 6.14, checked once per
+    /// process; see [`DefaultStack`]). When false, each default stack is a mapping of
+    /// its own with an `mprotect`ed guard page, two of the kernel's
+    /// `vm.max_map_count` mappings per stack.
+    pub guard_regions: bool,
 }
 
 /// The current values of the stack allocator's counters.
@@ -137,6 +143,10 @@ pub fn stats() -> Stats {
         save_buffer_peak: crate::arch::save_buffer_peak(),
         #[cfg(not(target_arch = "wasm32"))]
         save_buffer_peak: 0,
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        guard_regions: slab::guard_regions(),
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        guard_regions: false,
     }
 }
 
