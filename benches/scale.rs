@@ -231,7 +231,8 @@ fn main() {
         "ours with one alive: round trip {:?}",
         one.hot.unwrap_or_default()
     );
-    let libs: [(&str, fn(usize) -> Outcome); 3] = [
+    type Lib = (&'static str, fn(usize) -> Outcome);
+    let libs: [Lib; 3] = [
         ("ours", ours),
         ("corosensei", corosensei),
         ("stackful-0.1.5", stackful_0_1),

@@ -486,7 +486,8 @@ fn map_count() -> usize {
 /// (`vm.max_map_count` = 65530) where guard regions are available: they take a few
 /// hundred mappings, not two each. Elsewhere (older kernels, qemu-user) creation ends
 /// in an `Err`, never a crash. (In a child process: the mapping count is the
-/// process's.) Under valgrind, which tracks every coroutine stack, 2,000 of them.
+/// process's.) Under valgrind, which tracks every coroutine stack, 2,000 of them; in a
+/// 32-bit address space (3 GiB at most), 20,000 (1.3 GiB of stacks).
 #[cfg(all(target_os = "linux", panic = "unwind"))]
 #[test]
 fn a_hundred_thousand_coroutines_fit_at_default_limits() {
@@ -494,7 +495,13 @@ fn a_hundred_thousand_coroutines_fit_at_default_limits() {
         "a_hundred_thousand_coroutines_fit_at_default_limits",
         || {
             let under_valgrind = std::env::var("LD_PRELOAD").is_ok_and(|p| p.contains("vgpreload"));
-            let count = if under_valgrind { 2_000 } else { 100_000 };
+            let count = if under_valgrind {
+                2_000
+            } else if cfg!(target_pointer_width = "64") {
+                100_000
+            } else {
+                20_000
+            };
             let guard_regions = stackful::stack::stats().guard_regions;
             let (maps0, mapped0) = (map_count(), stackful::stack::stats().mapped);
             let mut cx = Context::from_waker(noop_waker_ref());

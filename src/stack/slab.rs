@@ -48,7 +48,11 @@ const PM_GUARD_REGION: u64 = 1 << 58;
 
 /// Address space of one slab: 256 MiB (about 3,800 stacks of 64 KiB, 127 of 2 MiB).
 /// Only touched pages, and the page tables of the guard pages, cost memory.
+#[cfg(target_pointer_width = "64")]
 const SLAB_BYTES: usize = 256 << 20;
+/// 32-bit address spaces are small: 16 MiB (15 default stacks, 240 of 64 KiB).
+#[cfg(not(target_pointer_width = "64"))]
+const SLAB_BYTES: usize = 16 << 20;
 /// Stacks larger than this get a mapping of their own (a slab would hold too few).
 pub(crate) const MAX_SLAB_STACK: usize = 32 << 20;
 /// Most stacks in one slab (slot indices fit in `u32` with room to spare).
