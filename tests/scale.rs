@@ -549,3 +549,56 @@ fn a_hundred_thousand_coroutines_fit_at_default_limits() {
         },
     );
 }
+
+/// The pool's limit follows the load: it grows when more coroutines are in flight than
+/// it keeps stacks for (so the next round of as many takes no system call), is
+/// bounded, decays when the load falls, and stays where `set_thread_pool_limit` puts
+/// it.
+// Needs unwinding (wasm32 is panic=abort): drops suspended generators (wasm leaks them).
+#[cfg(panic = "unwind")]
+#[test]
+fn the_pool_limit_follows_the_load() {
+    use stackful::stack::{stats, MAX_ADAPTIVE_POOL_LIMIT};
+    on_fresh_thread(|| {
+        assert_eq!(thread_pool_limit(), DEFAULT_POOL_LIMIT);
+        let round = |n: usize| -> Vec<usize> {
+            let mut gens: Vec<_> = (0..n).map(|_| stack_marker_generator()).collect();
+            gens.iter_mut().map(|g| g.next().unwrap()).collect()
+        };
+        let first = round(200);
+        assert!(
+            (200..=MAX_ADAPTIVE_POOL_LIMIT).contains(&thread_pool_limit()),
+            "{}",
+            thread_pool_limit()
+        );
+        assert_eq!(stats().pooled_on_this_thread, 200);
+        // The second round of 200 runs on the stacks of the first.
+        let mut second = round(200);
+        let mut first_sorted = first.clone();
+        first_sorted.sort_unstable();
+        second.sort_unstable();
+        assert_eq!(first_sorted, second, "the same 200 stacks are reused");
+        // A burst larger than the bound: the limit stops there.
+        round(MAX_ADAPTIVE_POOL_LIMIT + 500);
+        assert_eq!(thread_pool_limit(), MAX_ADAPTIVE_POOL_LIMIT);
+        assert_eq!(stats().pooled_on_this_thread, MAX_ADAPTIVE_POOL_LIMIT);
+        // Low load (one at a time) for a while: the limit decays to the default.
+        let mut n = 0;
+        while thread_pool_limit() > DEFAULT_POOL_LIMIT {
+            round(1);
+            n += 1;
+            assert!(
+                n < 100_000,
+                "the limit never decayed: {}",
+                thread_pool_limit()
+            );
+        }
+        assert!(stats().pooled_on_this_thread <= DEFAULT_POOL_LIMIT);
+        // A fixed limit does not move.
+        set_thread_pool_limit(4);
+        round(100);
+        assert_eq!(thread_pool_limit(), 4);
+        assert_eq!(stats().pooled_on_this_thread, 4);
+        clear_thread_pool();
+    });
+}
