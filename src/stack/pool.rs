@@ -4,8 +4,16 @@
 //! [`DefaultStack`] value and the link to the next one in a [`Node`] at the top of its
 //! usable memory (a page that the coroutine which ran on it has touched). Taking the
 //! most recently freed stack and giving one back are a few loads and stores on
-//! [`Cell`]s, with no borrow flag, bounds check or allocation; the pool itself is four
-//! words per thread, whatever its limit.
+//! [`Cell`]s, with no borrow flag, bounds check or allocation; the pool itself is a
+//! few words per thread, whatever its limit.
+//!
+//! The limit adapts to the thread's load (unless fixed by [`set_thread_pool_limit`]):
+//! takes that find the pool empty are counted, and the next drop that finds it full
+//! raises the limit by that many (see [`Pool::grow`]); a countdown in the take fast
+//! path brings a slow-path look at the pool every [`SAMPLE_PERIOD`] takes, and stacks
+//! that stayed unused across a whole decay period are given back (see
+//! [`Pool::sample`]). Given-back stacks return to their slab (Linux with guard
+//! regions), which releases their pages, or are unmapped.
 
 use super::{round_stack_size, DefaultStack, Stack};
 use std::cell::Cell;
