@@ -602,3 +602,61 @@ fn the_pool_limit_follows_the_load() {
         clear_thread_pool();
     });
 }
+
+/// Default stacks made on one thread and dropped on others, by several threads at
+/// once: the slab bookkeeping behind them is shared by the process, and every stack
+/// comes back (the mapped count returns to where it was; in a child process, so that
+/// other tests' stacks do not count).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn default_stacks_made_and_dropped_on_different_threads() {
+    use stackful::stack::{stats, DefaultStack, Stack};
+    use std::sync::mpsc;
+    common::in_child(
+        "default_stacks_made_and_dropped_on_different_threads",
+        || {
+            const THREADS: usize = 4;
+            const PER_THREAD: usize = 3_000;
+            let before = stats().mapped;
+            let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS)
+                .map(|_| mpsc::channel::<Vec<DefaultStack>>())
+                .unzip();
+            let handles: Vec<_> = receivers
+                .into_iter()
+                .enumerate()
+                .map(|(t, rx)| {
+                    let next = senders[(t + 1) % THREADS].clone();
+                    thread::spawn(move || {
+                        let sizes = [16 * 1024, 64 * 1024, 256 * 1024];
+                        let mut mine = Vec::new();
+                        for i in 0..PER_THREAD {
+                            let s = DefaultStack::new(sizes[(i + t) % 3]).unwrap();
+                            // The memory is ours: write its top and bottom bytes.
+                            // SAFETY: `bottom..top` is the stack's usable memory.
+                            unsafe {
+                                s.bottom().as_ptr().write(t as u8);
+                                s.top().as_ptr().sub(1).write(t as u8);
+                            }
+                            mine.push(s);
+                            if mine.len() == 100 {
+                                next.send(std::mem::take(&mut mine)).unwrap();
+                            }
+                        }
+                        next.send(mine).unwrap();
+                        drop(next);
+                        // Drop what the previous thread sent, here.
+                        let mut dropped = 0;
+                        for batch in rx.iter().take(PER_THREAD.div_ceil(100) + 1) {
+                            dropped += batch.len();
+                        }
+                        dropped
+                    })
+                })
+                .collect();
+            drop(senders);
+            let dropped: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(dropped, THREADS * PER_THREAD);
+            assert_eq!(stats().mapped, before);
+        },
+    );
+}
