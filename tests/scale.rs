@@ -616,7 +616,7 @@ fn default_stacks_made_and_dropped_on_different_threads() {
         "default_stacks_made_and_dropped_on_different_threads",
         || {
             const THREADS: usize = 4;
-            const PER_THREAD: usize = 3_000;
+            const PER_THREAD: usize = 1_500;
             let before = stats().mapped;
             let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS)
                 .map(|_| mpsc::channel::<Vec<DefaultStack>>())
