@@ -357,6 +357,8 @@ pub mod future;
 pub mod generator;
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 pub mod io;
+#[cfg(feature = "registry")]
+pub mod registry;
 mod scope;
 mod send;
 pub mod stack;

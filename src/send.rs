@@ -168,6 +168,7 @@ impl<T: Send> SendFuture<T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::future_send`]).
+    #[track_caller]
     pub unsafe fn new<F>(f: F) -> Self
     where
         F: FnOnce() -> T + Send + 'static,
@@ -284,6 +285,7 @@ impl<T: Send + 'static> SendStream<T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::stream_send`]).
+    #[track_caller]
     pub unsafe fn new<F>(f: F) -> Self
     where
         F: FnOnce(&StreamHandle<T>) + Send + 'static,
@@ -340,6 +342,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn future_send<T, F>(self, f: F) -> io::Result<SendFuture<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -356,6 +359,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn stream_send<T, F>(self, f: F) -> io::Result<SendStream<T>>
     where
         F: FnOnce(&StreamHandle<T>) + Send + 'static,

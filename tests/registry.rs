@@ -1,0 +1,328 @@
+//! `stackful::registry` (feature `registry`): the live coroutines of the process, their
+//! creation sites, suspension times and backtraces, also taken from other threads
+//! while the coroutines are resumed, dropped and moved between threads.
+//!
+//! Tests run in parallel in one process, so every test finds its own coroutines in a
+//! snapshot by their ids (`id_of`: the newest coroutine created at a given line).
+#![cfg(feature = "registry")]
+
+use futures::task::noop_waker_ref;
+use stackful::generator::{Generator, StackfulGenerator, YieldHandle};
+use stackful::registry::{self, Coroutine, Kind, Snapshot, State};
+use stackful::{scope, stackful, stream, wait, Builder, SendFuture, StreamHandle};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+fn poll<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    Pin::new(f).poll(&mut Context::from_waker(noop_waker_ref()))
+}
+
+/// The newest live coroutine created at `line` of this file.
+fn find(snapshot: &Snapshot, line: u32) -> Option<&Coroutine> {
+    snapshot
+        .iter()
+        .filter(|c| c.created_at().file().ends_with("registry.rs") && c.created_at().line() == line)
+        .max_by_key(|c| c.id())
+}
+
+fn id_of(line: u32) -> u64 {
+    find(&registry::snapshot(), line)
+        .unwrap_or_else(|| panic!("no coroutine created at line {line}"))
+        .id()
+}
+
+fn by_id(snapshot: &Snapshot, id: u64) -> Option<&Coroutine> {
+    snapshot.iter().find(|c| c.id() == id)
+}
+
+#[inline(never)]
+fn registry_parked_in_wait(rx: futures::channel::oneshot::Receiver<u32>) -> u32 {
+    black_box("registry_parked_in_wait");
+    wait(rx).unwrap()
+}
+
+#[inline(never)]
+fn registry_parked_in_yeet(y: &YieldHandle<u32>) {
+    black_box("registry_parked_in_yeet");
+    y.yeet(1);
+}
+
+#[test]
+fn states_sites_kinds_and_removal() {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let mut fut = stackful(move || registry_parked_in_wait(rx));
+    let fut_line = line!() - 1;
+    let mut gen = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| registry_parked_in_yeet(y));
+    let gen_line = line!() - 1;
+    let strm = stream(|y: &StreamHandle<u32>| y.yield_item(1));
+    let strm_line = line!() - 1;
+    let built = Builder::new().future(|| 5).unwrap();
+    let built_line = line!() - 1;
+
+    let (fut_id, gen_id, strm_id, built_id) = (
+        id_of(fut_line),
+        id_of(gen_line),
+        id_of(strm_line),
+        id_of(built_line),
+    );
+    let s = registry::snapshot();
+    for (id, kind) in [
+        (fut_id, Kind::Future),
+        (gen_id, Kind::Generator),
+        (strm_id, Kind::Stream),
+        (built_id, Kind::Future),
+    ] {
+        let c = by_id(&s, id).unwrap();
+        assert_eq!(c.kind(), kind);
+        assert_eq!(c.state(), State::NotStarted);
+        assert!(c.thread().is_none() && c.backtrace().is_none());
+    }
+
+    assert!(poll(&mut fut).is_pending());
+    Pin::new(&mut gen).resume(());
+    std::thread::sleep(Duration::from_millis(30));
+    let s = registry::snapshot_with_backtraces();
+    let f = by_id(&s, fut_id).unwrap();
+    assert!(f.suspended_for().unwrap() >= Duration::from_millis(30));
+    assert_eq!(f.thread().unwrap().id(), Some(std::thread::current().id()));
+    let trace = f.backtrace().unwrap().to_string();
+    assert!(trace.contains("registry_parked_in_wait"), "{trace}");
+    let g = by_id(&s, gen_id).unwrap();
+    let trace = g.backtrace().unwrap().to_string();
+    assert!(trace.contains("registry_parked_in_yeet"), "{trace}");
+    // Without backtraces, the same coroutines, none traced.
+    let plain = registry::snapshot();
+    assert!(by_id(&plain, fut_id).unwrap().suspended_for().is_some());
+    assert!(by_id(&plain, fut_id).unwrap().backtrace().is_none());
+    // The report names the site of each and the suspended function.
+    let report = s.to_string();
+    assert!(
+        report.contains(&format!("tests/registry.rs:{fut_line}")),
+        "{report}"
+    );
+
+    // The traced coroutines go on as if nothing happened.
+    tx.send(9).unwrap();
+    assert_eq!(poll(&mut fut), Poll::Ready(9));
+    assert_eq!(futures::executor::block_on(built), 5);
+    let s = registry::snapshot();
+    assert_eq!(by_id(&s, fut_id).unwrap().state(), State::Finished);
+    assert!(by_id(&s, built_id).is_none(), "dropped by block_on");
+    drop((fut, gen, strm));
+    let s = registry::snapshot();
+    for id in [fut_id, gen_id, strm_id] {
+        assert!(
+            by_id(&s, id).is_none(),
+            "dropped coroutine {id} still listed"
+        );
+    }
+}
+
+#[test]
+fn running_coroutines_have_no_backtrace_and_may_take_snapshots() {
+    let mut fut = stackful(|| {
+        let s = registry::snapshot_with_backtraces();
+        // Itself: running, not traced.
+        let me = s
+            .iter()
+            .filter(|c| c.created_at().line() == line!() - 5)
+            .max_by_key(|c| c.id())
+            .unwrap();
+        assert_eq!(me.state(), State::Running);
+        assert!(me.backtrace().is_none());
+        wait(async { 1 })
+    });
+    assert_eq!(poll(&mut fut), Poll::Ready(1));
+}
+
+#[test]
+fn scoped_and_with_stack_constructors_record_the_caller() {
+    scope(|s| {
+        let g = s.generator(|y: &YieldHandle<u8>, ()| y.yeet(1));
+        let line = line!() - 1;
+        let c = find(&registry::snapshot(), line).map(|c| c.kind());
+        assert_eq!(c, Some(Kind::Generator));
+        drop(g);
+    });
+    let stack = stackful::stack::DefaultStack::new(64 * 1024).unwrap();
+    let f = stackful::future::StackfulFuture::with_stack(stack, || 3);
+    let line = line!() - 1;
+    assert!(find(&registry::snapshot(), line).is_some());
+    // SAFETY: owns nothing thread-bound.
+    let send = unsafe { SendFuture::new(|| 4) };
+    let send_line = line!() - 1;
+    assert!(find(&registry::snapshot(), send_line).is_some());
+    assert_eq!(futures::executor::block_on(f), 3);
+    assert_eq!(futures::executor::block_on(send), 4);
+}
+
+/// A `!Send` coroutine owned by this thread, traced from another thread while this
+/// one keeps resuming it (and taking its own backtraces): every trace is whole, and
+/// the coroutine's values are intact.
+#[test]
+fn traced_from_another_thread_while_its_owner_resumes_it() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let traced = Arc::new(AtomicUsize::new(0));
+    let mut g = StackfulGenerator::new(|y: &YieldHandle<u64, u64>, mut x: u64| loop {
+        x = registry_ping(y, x);
+    });
+    let line = line!() - 3;
+    let id = id_of(line);
+    let tracer = {
+        let (stop, traced) = (Arc::clone(&stop), Arc::clone(&traced));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let s = registry::snapshot_with_backtraces();
+                if let Some(bt) = by_id(&s, id).and_then(Coroutine::backtrace) {
+                    let text = bt.to_string();
+                    assert!(text.contains("registry_ping"), "{text}");
+                    traced.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut own = 0;
+    for i in 0..20_000u64 {
+        match Pin::new(&mut g).resume(i) {
+            stackful::generator::GeneratorState::Yielded(v) => assert_eq!(v, i + 1),
+            _ => unreachable!(),
+        }
+        if i % 1000 == 0 {
+            let t = g.backtrace().unwrap().to_string();
+            assert!(t.contains("registry_ping"), "{t}");
+            own += 1;
+        }
+    }
+    // Suspended now: give the tracer time to catch it at least once.
+    for _ in 0..1000 {
+        if traced.load(Ordering::Relaxed) > 0 || tracer.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    tracer.join().unwrap();
+    assert_eq!(own, 20);
+    assert!(
+        traced.load(Ordering::Relaxed) > 0,
+        "the tracer never caught the coroutine"
+    );
+    match Pin::new(&mut g).resume(7) {
+        stackful::generator::GeneratorState::Yielded(v) => assert_eq!(v, 8),
+        _ => unreachable!(),
+    }
+}
+
+#[inline(never)]
+fn registry_ping(y: &YieldHandle<u64, u64>, x: u64) -> u64 {
+    black_box("registry_ping");
+    y.yeet(x + 1)
+}
+
+#[inline(never)]
+fn registry_hop(rounds: usize) -> usize {
+    black_box("registry_hop");
+    for i in 0..rounds {
+        if i % 2 == 0 {
+            wait(registry_yield());
+        } else {
+            wait(registry_sleep());
+        }
+    }
+    rounds
+}
+
+#[inline(never)]
+fn registry_sleep() -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_micros(500))
+}
+
+#[inline(never)]
+fn registry_yield() -> impl Future<Output = ()> {
+    tokio::task::yield_now()
+}
+
+static HOP_LINE: AtomicU32 = AtomicU32::new(0);
+
+/// `SendFuture`s migrating between the workers of a multi-thread runtime, created,
+/// resumed and dropped while another thread takes snapshots with backtraces in a
+/// loop: no trace ever runs while its coroutine runs elsewhere (the traces are whole,
+/// the results right), and finished ones leave the registry.
+#[test]
+fn snapshots_race_with_migrating_send_futures() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(3)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let tracer = {
+        let (stop, started) = (Arc::clone(&stop), Arc::clone(&started));
+        std::thread::spawn(move || {
+            let (mut snapshots, mut traced) = (0, 0);
+            started.wait();
+            while !stop.load(Ordering::Relaxed) || snapshots == 0 {
+                let s = registry::snapshot_with_backtraces();
+                snapshots += 1;
+                for c in s
+                    .iter()
+                    .filter(|c| c.created_at().line() == HOP_LINE.load(Ordering::Relaxed))
+                {
+                    if let Some(bt) = c.backtrace() {
+                        let text = bt.to_string();
+                        assert!(text.contains("registry_hop"), "{text}");
+                        traced += 1;
+                    }
+                }
+            }
+            (snapshots, traced)
+        })
+    };
+    let n = 300;
+    started.wait();
+    let total: usize = rt.block_on(async {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (fut, line) = spawn_hop(i % 7 + 2);
+                HOP_LINE.store(line, Ordering::Relaxed);
+                tokio::spawn(fut)
+            })
+            .collect();
+        // Some are aborted while suspended (dropped on whichever thread).
+        for t in tasks.iter().step_by(5) {
+            t.abort();
+        }
+        let mut total = 0;
+        for t in tasks {
+            if let Ok(r) = t.await {
+                total += r;
+            }
+        }
+        total
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (snapshots, traced) = tracer.join().unwrap();
+    eprintln!("{snapshots} snapshots, {traced} traces of migrating coroutines");
+    assert!(total > 0 && snapshots > 0);
+    assert!(traced > 0, "no suspended SendFuture was traced");
+    drop(rt);
+    let left = registry::snapshot()
+        .iter()
+        .filter(|c| c.created_at().line() == HOP_LINE.load(Ordering::Relaxed))
+        .count();
+    assert_eq!(left, 0, "dropped coroutines still listed");
+}
+
+/// A `SendFuture` running `registry_hop`, and the line that created it.
+#[inline(never)]
+fn spawn_hop(rounds: usize) -> (SendFuture<usize>, u32) {
+    let body = move || registry_hop(rounds);
+    // SAFETY: owns a usize; thread-locals (tokio's context) only out of line.
+    (unsafe { SendFuture::new(body) }, line!())
+}
