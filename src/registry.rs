@@ -16,13 +16,17 @@
 //! }
 //!
 //! let (tx, rx) = futures::channel::oneshot::channel();
+//! let site = (file!(), line!() + 1);
 //! let mut fut = stackful(move || wait_for_config(rx)); // the creation site
 //! let mut cx = Context::from_waker(futures::task::noop_waker_ref());
 //! assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
 //!
 //! // From any thread: every live coroutine of the process.
 //! let snapshot = registry::snapshot_with_backtraces();
-//! let c = snapshot.iter().find(|c| c.created_at().line() == line!() - 8).unwrap();
+//! let c = snapshot
+//!     .iter()
+//!     .find(|c| (c.created_at().file(), c.created_at().line()) == site)
+//!     .unwrap();
 //! assert!(c.suspended_for().is_some());
 //! let trace = c.backtrace().unwrap().to_string();
 //! assert!(trace.contains("wait_for_config"), "{trace}");
@@ -59,7 +63,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -67,8 +71,9 @@ use std::time::{Duration, Instant};
 /// entry knows its index. Locked to enter, take out or read entries.
 static REGISTRY: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
-/// The clock origin of `Entry::suspended_at`.
-static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// The clock origin of [`clock_nanos`] where it uses `Instant`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 /// Numbers of the entries, in creation order.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -85,12 +90,34 @@ fn lock() -> MutexGuard<'static, Vec<usize>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Nanoseconds since [`EPOCH`], at least 1 (0 is [`NOT_STARTED`]).
-// Out of line: once per suspension, on the registry's (cold) side of the switch.
+/// A reading of the registry's clock in nanoseconds, never 0 ([`NOT_STARTED`]) nor
+/// one of the other special values of `Entry::suspended_at`.
+// Out of line: once per suspension, on the registry's side of the switch.
 #[inline(never)]
 fn now_nanos() -> u64 {
-    let epoch = EPOCH.get_or_init(Instant::now);
-    (epoch.elapsed().as_nanos() as u64).clamp(1, FINISHED - 1)
+    clock_nanos()
+}
+
+/// On Linux, the coarse monotonic clock (read from the vDSO without a time-stamp
+/// counter: a few instructions; its resolution, a few milliseconds, is enough to
+/// tell how long a coroutine has been stuck). Time since boot: never 0, and far
+/// below the special values.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn clock_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC_COARSE exists on
+    // every Linux this crate supports (2.6.32 and later).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Elsewhere, `Instant` since a process-wide origin, plus 1.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn clock_nanos() -> u64 {
+    (EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64).saturating_add(1)
 }
 
 /// What kind of coroutine an entry belongs to.
@@ -145,6 +172,7 @@ pub(crate) struct Entry {
 impl Entry {
     /// Creates the entry of a new coroutine and enters it in the registry.
     pub(crate) fn register(link: *mut usize, site: &'static Location<'static>) -> *const Entry {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         EPOCH.get_or_init(Instant::now);
         let entry = Box::into_raw(Box::new(Entry {
             sp: AtomicUsize::new(0),
@@ -597,7 +625,9 @@ impl Coroutine {
         self.thread.as_ref()
     }
 
-    /// Where it was suspended (from [`snapshot_with_backtraces`] only).
+    /// Where it was suspended (from [`snapshot_with_backtraces`] only): the whole
+    /// trace, as [`StackfulGenerator::backtrace`](crate::generator::StackfulGenerator::backtrace)
+    /// describes it (`Display` of the coroutine shows only its own frames).
     pub fn backtrace(&self) -> Option<&Backtrace> {
         self.backtrace.as_ref()
     }
@@ -621,8 +651,42 @@ impl fmt::Display for Coroutine {
         }
         writeln!(f)?;
         if let Some(bt) = &self.backtrace {
-            writeln!(f, "{bt}")?;
+            f.write_str(&own_frames(&bt.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// The coroutine's own frames of a displayed backtrace: from the caller of the
+/// capture (the frames above this crate's `token_received` are the capture itself) to
+/// the coroutine's entry (the frames below it are the tracer's). The whole trace if
+/// either is missing (e.g. no symbols).
+fn own_frames(trace: &str) -> String {
+    // A frame starts with a line "   <n>: <symbol>"; its "at <file>" line follows.
+    let mut frames: Vec<&str> = Vec::new();
+    let mut rest = trace;
+    let is_start = |line: &str| {
+        let t = line.trim_start();
+        t.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    while !rest.is_empty() {
+        let mut end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        while end < rest.len() && !is_start(&rest[end..]) {
+            end = rest[end..].find('\n').map_or(rest.len(), |i| end + i + 1);
+        }
+        frames.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    let symbol = |frame: &str| frame.lines().next().unwrap_or("").trim_end().to_owned();
+    let first = frames
+        .iter()
+        .position(|f| symbol(f).ends_with("stackful::fiber::token_received"));
+    let last = frames
+        .iter()
+        .position(|f| symbol(f).ends_with("stackful::fiber::entry"));
+    match (first, last) {
+        (Some(first), Some(last)) if first < last => frames[first + 1..=last].concat(),
+        _ => trace.to_owned(),
     }
 }
