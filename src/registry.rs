@@ -612,7 +612,9 @@ impl Coroutine {
         self.state
     }
 
-    /// How long it had been suspended, if it was.
+    /// How long it had been suspended, if it was. On Linux the registry reads a
+    /// coarse clock (`CLOCK_MONOTONIC_COARSE`, one tick per timer interrupt: 1 to
+    /// 10 ms), so this is precise to a tick.
     pub fn suspended_for(&self) -> Option<Duration> {
         match self.state {
             State::Suspended(d) => Some(d),
@@ -678,13 +680,22 @@ fn own_frames(trace: &str) -> String {
         frames.push(&rest[..end]);
         rest = &rest[end..];
     }
-    let symbol = |frame: &str| frame.lines().next().unwrap_or("").trim_end().to_owned();
-    let first = frames
+    // The function's name without generic arguments: `stackful::fiber::entry` in a
+    // debug build, `entry<...>` for a frame inlined into another in a release build.
+    let is = |frame: &str, name: &str| {
+        let line = frame.lines().next().unwrap_or("");
+        let symbol = line.split_once(": ").map_or("", |(_, s)| s.trim());
+        let path = symbol.split('<').next().unwrap_or("");
+        path == name || path.strip_suffix(name).is_some_and(|p| p.ends_with("::"))
+    };
+    let first = frames.iter().position(|f| is(f, "token_received"));
+    // The last entry before the switch from the tracer: a coroutine suspended in a
+    // nested one shows both entries; the tracer may run in a coroutine too.
+    let tracer = frames
         .iter()
-        .position(|f| symbol(f).ends_with("stackful::fiber::token_received"));
-    let last = frames
-        .iter()
-        .position(|f| symbol(f).ends_with("stackful::fiber::entry"));
+        .position(|f| is(f, "trace_suspended"))
+        .unwrap_or(frames.len());
+    let last = frames[..tracer].iter().rposition(|f| is(f, "entry"));
     match (first, last) {
         (Some(first), Some(last)) if first < last => frames[first + 1..=last].concat(),
         _ => trace.to_owned(),

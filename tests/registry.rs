@@ -85,10 +85,12 @@ fn states_sites_kinds_and_removal() {
 
     assert!(poll(&mut fut).is_pending());
     Pin::new(&mut gen).resume(());
-    std::thread::sleep(Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(50));
     let s = registry::snapshot_with_backtraces();
     let f = by_id(&s, fut_id).unwrap();
-    assert!(f.suspended_for().unwrap() >= Duration::from_millis(30));
+    // The registry's clock ticks every few milliseconds on Linux (at most 10 ms).
+    let d = f.suspended_for().unwrap();
+    assert!(d >= Duration::from_millis(40), "{d:?}");
     assert_eq!(f.thread().unwrap().id(), Some(std::thread::current().id()));
     let trace = f.backtrace().unwrap().to_string();
     assert!(trace.contains("registry_parked_in_wait"), "{trace}");
@@ -139,9 +141,47 @@ fn running_coroutines_have_no_backtrace_and_may_take_snapshots() {
             .unwrap();
         assert_eq!(me.state(), State::Running);
         assert!(me.backtrace().is_none());
+        // A suspended generator, traced from inside this coroutine: its report shows
+        // its own frames only, not the tracer's (which include a coroutine entry too).
+        let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| registry_parked_in_yeet(y));
+        let line = line!() - 1;
+        Pin::new(&mut g).resume(());
+        let s = registry::snapshot_with_backtraces();
+        let report = find(&s, line).unwrap().to_string();
+        assert!(report.contains("registry_parked_in_yeet"), "{report}");
+        assert!(!report.contains("snapshot_with_backtraces"), "{report}");
         wait(async { 1 })
     });
     assert_eq!(poll(&mut fut), Poll::Ready(1));
+}
+
+#[inline(never)]
+fn registry_outer(rx: futures::channel::oneshot::Receiver<u32>) -> u32 {
+    black_box("registry_outer");
+    let mut inner =
+        StackfulGenerator::new(move |_: &YieldHandle<()>, ()| registry_parked_in_wait(rx));
+    match Pin::new(&mut inner).resume(()) {
+        stackful::generator::GeneratorState::Complete(v) => v,
+        _ => unreachable!(),
+    }
+}
+
+/// A future suspended in a `wait` of a generator nested in it: the future's report
+/// shows the frames of both, the generator is listed as running.
+#[test]
+fn nested_chains_are_traced_through_the_outer_coroutine() {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let mut fut = stackful(move || registry_outer(rx));
+    let line = line!() - 1;
+    assert!(poll(&mut fut).is_pending());
+    let s = registry::snapshot_with_backtraces();
+    let outer = find(&s, line).unwrap();
+    let report = outer.to_string();
+    assert!(report.contains("registry_parked_in_wait"), "{report}");
+    assert!(report.contains("registry_outer"), "{report}");
+    assert!(!report.contains("snapshot_with_backtraces"), "{report}");
+    tx.send(3).unwrap();
+    assert_eq!(poll(&mut fut), Poll::Ready(3));
 }
 
 #[test]
@@ -329,4 +369,85 @@ fn spawn_hop(rounds: usize) -> (SendFuture<usize>, u32) {
     let body = move || registry_hop(rounds);
     // SAFETY: owns a usize; thread-locals (tokio's context) only out of line.
     (unsafe { SendFuture::new(body) }, line!())
+}
+
+/// A destructor that runs while its coroutine is being dropped (unwound) takes a
+/// snapshot: the coroutine is listed as running, without a backtrace, and nothing
+/// waits for anything.
+#[test]
+fn snapshot_from_a_destructor_during_cancellation() {
+    struct OnDrop(Arc<AtomicUsize>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let s = registry::snapshot_with_backtraces();
+            let me = s
+                .iter()
+                .find(|c| c.id() as usize == self.0.load(Ordering::Relaxed))
+                .expect("the coroutine being dropped is still listed");
+            assert_eq!(me.state(), State::Running);
+            assert!(me.backtrace().is_none());
+            self.0.store(0, Ordering::Relaxed);
+        }
+    }
+    let id = Arc::new(AtomicUsize::new(usize::MAX));
+    let theirs = Arc::clone(&id);
+    let mut fut = stackful(move || {
+        let _guard = OnDrop(theirs);
+        wait(std::future::pending::<()>())
+    });
+    let line = line!() - 4;
+    assert!(poll(&mut fut).is_pending());
+    id.store(id_of(line) as usize, Ordering::Relaxed);
+    drop(fut);
+    assert_eq!(id.load(Ordering::Relaxed), 0, "the destructor did not run");
+}
+
+/// A coroutine forgotten while suspended (its stack is leaked, never freed) stays
+/// listed, and tracing it is still sound.
+#[test]
+fn forgotten_coroutines_stay_listed_and_traceable() {
+    let mut fut = stackful(|| {
+        registry_parked_forever();
+    });
+    let line = line!() - 3;
+    assert!(poll(&mut fut).is_pending());
+    let id = id_of(line);
+    std::mem::forget(fut);
+    for _ in 0..2 {
+        let s = registry::snapshot_with_backtraces();
+        let c = by_id(&s, id).expect("a forgotten coroutine is listed");
+        let trace = c.backtrace().unwrap().to_string();
+        assert!(trace.contains("registry_parked_forever"), "{trace}");
+    }
+}
+
+#[inline(never)]
+fn registry_parked_forever() {
+    black_box("registry_parked_forever");
+    wait(std::future::pending::<()>())
+}
+
+/// The thread a coroutine last ran on has exited: the snapshot says so.
+#[test]
+fn the_last_thread_may_have_exited() {
+    let (fut, id) = std::thread::spawn(|| {
+        // SAFETY: holds nothing thread-bound across its `wait`.
+        let mut fut = unsafe { SendFuture::new(|| wait(std::future::pending::<u8>())) };
+        let line = line!() - 1;
+        assert!(poll(&mut fut).is_pending());
+        let id = id_of(line);
+        let s = registry::snapshot();
+        let t = by_id(&s, id).unwrap().thread().unwrap().clone();
+        assert_eq!(t.id(), Some(std::thread::current().id()));
+        (fut, id)
+    })
+    .join()
+    .unwrap();
+    let s = registry::snapshot_with_backtraces();
+    let c = by_id(&s, id).unwrap();
+    assert!(c.thread().unwrap().id().is_none(), "{c}");
+    assert!(c.to_string().contains("a thread that has exited"), "{c}");
+    assert!(c.backtrace().is_some());
+    drop(fut); // unwound here, on this thread
+    assert!(by_id(&registry::snapshot(), id).is_none());
 }
