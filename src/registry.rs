@@ -682,10 +682,21 @@ fn own_frames(trace: &str) -> String {
     }
     // The function's name without generic arguments: `stackful::fiber::entry` in a
     // debug build, `entry<...>` for a frame inlined into another in a release build.
+    // (`stackful::fiber::entry::<...>` with a nightly's symbol names).
     let is = |frame: &str, name: &str| {
         let line = frame.lines().next().unwrap_or("");
         let symbol = line.split_once(": ").map_or("", |(_, s)| s.trim());
-        let path = symbol.split('<').next().unwrap_or("");
+        let (mut path, mut depth) = (String::new(), 0usize);
+        for c in symbol.chars() {
+            match c {
+                '<' => depth += 1,
+                '>' => depth = depth.saturating_sub(1),
+                c if depth == 0 => path.push(c),
+                _ => {}
+            }
+        }
+        let path = path.replace("::::", "::");
+        let path = path.trim_end_matches("::");
         path == name || path.strip_suffix(name).is_some_and(|p| p.ends_with("::"))
     };
     let first = frames.iter().position(|f| is(f, "token_received"));
