@@ -751,3 +751,25 @@ pub struct Case39;
 /// ```
 #[cfg(feature = "registry")]
 pub struct Case40;
+
+/// `SendFuture` is `Send` but not `Sync`: `&SendFuture` on two threads would let one
+/// read the coroutine's state (`is_complete`) while the other polls it.
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>(_: &T) {}
+/// // SAFETY: holds nothing thread-bound.
+/// let fut = unsafe { stackful::SendFuture::new(|| 1) };
+/// assert_sync(&fut);
+/// ```
+pub struct Case41;
+
+/// `SendStream` is not `Sync` either.
+///
+/// ```compile_fail,E0277
+/// use stackful::StreamHandle;
+/// fn assert_sync<T: Sync>(_: &T) {}
+/// // SAFETY: holds nothing thread-bound.
+/// let s = unsafe { stackful::SendStream::new(|y: &StreamHandle<u8>| y.yield_item(1)) };
+/// assert_sync(&s);
+/// ```
+pub struct Case42;
