@@ -709,8 +709,9 @@ pub struct Case36;
 ///
 /// ```compile_fail,E0597
 /// let data = vec![1, 2, 3];
+/// let borrowed = &data;
 /// // SAFETY: awaited before `data` ends (the unchecked constructor's contract).
-/// let fut = unsafe { stackful::future::StackfulFuture::new_unchecked(|| data.len()) };
+/// let fut = unsafe { stackful::future::StackfulFuture::new_unchecked(move || borrowed.len()) };
 /// // SAFETY: (the lifetime is what is wrong, and the bound catches it.)
 /// let fut = unsafe { fut.assume_send() };
 /// std::thread::spawn(move || futures::executor::block_on(fut));

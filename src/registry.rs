@@ -152,6 +152,7 @@ pub(crate) struct Entry {
     /// tracer). Taking it (a swap to 0) gives the right to resume the coroutine.
     sp: AtomicUsize,
     /// The coroutine's LINK slot (fixed for its life).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no traces there
     link: usize,
     /// Where in the registry's vector this entry's address is (changed under its lock).
     index: AtomicUsize,
@@ -251,6 +252,7 @@ impl Entry {
 
     /// The owner, to trace its own suspended coroutine (saved at `sp`): takes it as
     /// for a resume, without changing what the entry reports.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn take_for_trace(&self, sp: usize) {
         if self.sp.swap(0, Ordering::Acquire) != sp {
             self.wait_for_tracer(sp);
@@ -258,6 +260,7 @@ impl Entry {
     }
 
     /// The owner, after [`take_for_trace`](Entry::take_for_trace).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn give_back(&self, sp: usize) {
         self.sp.store(sp, Ordering::Release);
     }
