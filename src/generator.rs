@@ -320,8 +320,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// How: the generator is briefly resumed with a private token; the capture runs
     /// on its stack (it needs a few KiB free there) and it suspends again at once,
     /// exactly as it was. No code of the generator runs, and its next resume sees no
-    /// difference. See also `stackful::registry` (feature `registry`) for every
-    /// coroutine of the thread.
+    /// difference. See also `stackful::registry` (feature `registry`): every live
+    /// coroutine of the process, with backtraces taken from any thread.
     ///
     /// ```
     /// # #[cfg(not(target_arch = "wasm32"))] {
