@@ -451,3 +451,41 @@ fn the_last_thread_may_have_exited() {
     drop(fut); // unwound here, on this thread
     assert!(by_id(&registry::snapshot(), id).is_none());
 }
+
+/// Snapshots from a thread-local destructor at thread exit (after the crate's own
+/// per-thread state may be gone) still trace other threads' coroutines.
+#[test]
+fn snapshot_from_a_thread_local_destructor() {
+    struct AtExit(u64, std::sync::mpsc::Sender<bool>);
+    impl Drop for AtExit {
+        fn drop(&mut self) {
+            let s = registry::snapshot_with_backtraces();
+            let traced = by_id(&s, self.0)
+                .and_then(Coroutine::backtrace)
+                .is_some_and(|bt| bt.to_string().contains("registry_parked_in_wait"));
+            let _ = self.1.send(traced);
+        }
+    }
+    thread_local! {
+        static AT_EXIT: std::cell::RefCell<Option<AtExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let (_tx, rx) = futures::channel::oneshot::channel();
+    let mut fut = stackful(move || registry_parked_in_wait(rx));
+    let line = line!() - 1;
+    assert!(poll(&mut fut).is_pending());
+    let id = id_of(line);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // A coroutine of this thread first, so that the crate's thread-locals exist.
+        let mut own = stackful(|| wait(async { 1 }));
+        assert_eq!(poll(&mut own), Poll::Ready(1));
+        AT_EXIT.with(|a| *a.borrow_mut() = Some(AtExit(id, done_tx)));
+    })
+    .join()
+    .unwrap();
+    assert!(
+        done_rx.recv().unwrap(),
+        "not traced from the exiting thread"
+    );
+    drop(fut);
+}
