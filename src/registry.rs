@@ -40,7 +40,7 @@
 //! creating a coroutine allocates an entry and enters it in a process-wide list under
 //! a lock (dropping it takes it out), and every resume and every suspension update the
 //! entry: an atomic swap and a few stores, a read of the monotonic clock and of a
-//! thread-local (BENCHMARKS.md, "Registry", has the instruction counts).
+//! thread-local (BENCHMARKS.md, "Issue #18: the registry", has the counts).
 //!
 //! # Which coroutines can be traced, from where
 //! A backtrace is captured on the coroutine's own stack (see
@@ -51,7 +51,7 @@
 //! entry makes it exclusive: while a coroutine is suspended its entry publishes its
 //! saved stack pointer; a tracer takes it with an atomic swap (and gives it back after
 //! the capture), and the owner takes it the same way before every resume, waiting for
-//! a tracer to finish if one holds it (a few microseconds). A coroutine that is
+//! a tracer to finish if one holds it. A coroutine that is
 //! running, finished or being traced by someone else at that moment is listed without
 //! a backtrace. The snapshot holds the registry's lock while it captures, so no
 //! coroutine is freed under it (coroutine creation and destruction wait meanwhile).

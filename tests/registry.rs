@@ -489,3 +489,14 @@ fn snapshot_from_a_thread_local_destructor() {
     );
     drop(fut);
 }
+
+/// The `stackful::io` adapters record their caller too.
+#[cfg(feature = "futures-io")]
+#[test]
+fn io_adapters_record_their_caller() {
+    let reader = stackful::io::AsyncReader::new(std::io::Cursor::new(vec![1u8, 2, 3]));
+    let line = line!() - 1;
+    let s = registry::snapshot();
+    assert_eq!(find(&s, line).map(Coroutine::kind), Some(Kind::Stream));
+    drop(reader);
+}
