@@ -466,9 +466,10 @@ impl<'a> Fiber<'a> {
             // A registry snapshot may be tracing it right now: take it first.
             #[cfg(feature = "registry")]
             self.entry().take_for_trace(self.sp);
-            // SAFETY: Suspended at `self.sp` (checked above), on this thread (a fiber is
-            // not Send), and `&mut self` excludes any other resume meanwhile (and
-            // the registry's tracers, with the entry taken).
+            // SAFETY: Suspended at `self.sp` (checked above), owned by the caller on
+            // this thread (`&mut self`: a fiber moves between threads only inside a
+            // `SendFuture`/`SendStream`, whole), which excludes any other resume
+            // meanwhile (and the registry's tracers, with the entry taken).
             let trace = unsafe { trace_suspended(self.sp, self.link) };
             #[cfg(feature = "registry")]
             self.entry().give_back(self.sp);
