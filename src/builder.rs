@@ -87,6 +87,7 @@ impl Builder {
     /// If the stack cannot be allocated: `mmap`/`mprotect` failed (address space,
     /// `RLIMIT_AS` or the `vm.max_map_count` limit of mappings exhausted), or the size
     /// is too large to represent.
+    #[track_caller]
     pub fn future<'a, T, F>(self, f: F) -> io::Result<StackfulFuture<'a, T>>
     where
         F: FnOnce() -> T + 'static,
@@ -100,6 +101,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub fn generator<'a, Y, R, Resume, F>(
         self,
         f: F,
@@ -118,6 +120,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub fn stream<'a, T, F>(self, f: F) -> io::Result<StackfulStream<'a, T>>
     where
         F: FnOnce(&StreamHandle<T>) + 'static,
@@ -134,6 +137,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn future_unchecked<'a, T, F>(self, f: F) -> io::Result<StackfulFuture<'a, T>>
     where
         F: FnOnce() -> T + 'a,
@@ -151,6 +155,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn generator_unchecked<'a, Y, R, Resume, F>(
         self,
         f: F,
@@ -170,6 +175,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn stream_unchecked<'a, T, F>(self, f: F) -> io::Result<StackfulStream<'a, T>>
     where
         F: FnOnce(&StreamHandle<T>) + 'a,

@@ -661,3 +661,116 @@ pub struct Case31;
 /// });
 /// ```
 pub struct Case32;
+
+/// `SendFuture::new` is `unsafe`: safe code cannot vouch for what a coroutine holds
+/// across its suspensions.
+///
+/// ```compile_fail,E0133
+/// let fut = stackful::SendFuture::new(|| stackful::wait(async { 1 }));
+/// # drop(fut);
+/// ```
+pub struct Case33;
+
+/// `assume_send` is `unsafe` too.
+///
+/// ```compile_fail,E0133
+/// let fut = stackful::stackful(|| 1).assume_send();
+/// # drop(fut);
+/// ```
+pub struct Case34;
+
+/// `SendFuture::new` checks the closure: an `Rc` shared with the creating thread cannot
+/// move to another thread inside it, even under `unsafe`.
+///
+/// ```compile_fail,E0277
+/// use std::rc::Rc;
+/// let shared = Rc::new(std::cell::Cell::new(0));
+/// let theirs = Rc::clone(&shared);
+/// // SAFETY: (the promise is wrong, and the bound catches it.)
+/// let fut = unsafe { stackful::SendFuture::new(move || theirs.set(1)) };
+/// std::thread::spawn(move || futures::executor::block_on(fut));
+/// shared.set(2); // would race with the other thread
+/// ```
+pub struct Case35;
+
+/// A `SendFuture`'s output must be `Send` (it leaves on the polling thread), also
+/// through `assume_send`.
+///
+/// ```compile_fail,E0277
+/// use std::rc::Rc;
+/// // SAFETY: (the output is what is wrong, and the bound catches it.)
+/// let fut = unsafe { stackful::stackful(|| Rc::new(1)).assume_send() };
+/// std::thread::spawn(move || futures::executor::block_on(fut));
+/// ```
+pub struct Case36;
+
+/// `assume_send` exists only for `'static` futures: one that borrows (made by the
+/// unchecked constructor) cannot be sent away from what it borrows.
+///
+/// ```compile_fail,E0597
+/// let data = vec![1, 2, 3];
+/// let borrowed = &data;
+/// // SAFETY: awaited before `data` ends (the unchecked constructor's contract).
+/// let fut = unsafe { stackful::future::StackfulFuture::new_unchecked(move || borrowed.len()) };
+/// // SAFETY: (the lifetime is what is wrong, and the bound catches it.)
+/// let fut = unsafe { fut.assume_send() };
+/// std::thread::spawn(move || futures::executor::block_on(fut));
+/// ```
+pub struct Case37;
+
+/// A scoped future has no `assume_send`: it borrows from its scope.
+///
+/// ```compile_fail,E0599
+/// stackful::scope(|s| {
+///     let fut = s.future(|| 1);
+///     // SAFETY: (there is nothing to call.)
+///     let fut = unsafe { fut.assume_send() };
+///     # drop(fut);
+/// });
+/// ```
+pub struct Case38;
+
+/// `SendStream`'s items must be `Send`.
+///
+/// ```compile_fail,E0277
+/// use std::rc::Rc;
+/// use stackful::StreamHandle;
+/// // SAFETY: (the item type is what is wrong, and the bound catches it.)
+/// let s = unsafe { stackful::SendStream::new(|y: &StreamHandle<Rc<u8>>| y.yield_item(Rc::new(1))) };
+/// std::thread::spawn(move || drop(s));
+/// ```
+pub struct Case39;
+
+/// A registry snapshot gives no way back to a coroutine: it holds only what was
+/// recorded (and backtraces), never a handle that could resume or drop one.
+///
+/// ```compile_fail,E0599
+/// let snapshot = stackful::registry::snapshot();
+/// for c in snapshot.iter() {
+///     c.resume();
+/// }
+/// ```
+#[cfg(feature = "registry")]
+pub struct Case40;
+
+/// `SendFuture` is `Send` but not `Sync`: `&SendFuture` on two threads would let one
+/// read the coroutine's state (`is_complete`) while the other polls it.
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>(_: &T) {}
+/// // SAFETY: holds nothing thread-bound.
+/// let fut = unsafe { stackful::SendFuture::new(|| 1) };
+/// assert_sync(&fut);
+/// ```
+pub struct Case41;
+
+/// `SendStream` is not `Sync` either.
+///
+/// ```compile_fail,E0277
+/// use stackful::StreamHandle;
+/// fn assert_sync<T: Sync>(_: &T) {}
+/// // SAFETY: holds nothing thread-bound.
+/// let s = unsafe { stackful::SendStream::new(|y: &StreamHandle<u8>| y.yield_item(1)) };
+/// assert_sync(&s);
+/// ```
+pub struct Case42;

@@ -228,6 +228,9 @@ pub(crate) struct Fiber<'a> {
     stack: ManuallyDrop<StackStorage<'a>>,
     /// What dropping the fiber does when it cannot be unwound (see [`OnLeak`]).
     on_leak: OnLeak,
+    /// The coroutine's entry in the registry (see `crate::registry`), freed by drop.
+    #[cfg(feature = "registry")]
+    registry_entry: *const crate::registry::Entry,
     /// The closure may borrow for 'a; the fiber is not Send (thread-locals on its stack).
     _marker: PhantomData<(&'a (), *mut ())>,
 }
@@ -258,6 +261,7 @@ impl<'a> Fiber<'a> {
     /// `dyn FnOnce(..) -> R + 'a` would then also need `R: 'a`). With
     /// [`OnLeak::Leak`], everything the coroutine can reach is `'static` (see
     /// [`OnLeak`]).
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) unsafe fn new<F, T>(
         stack: StackStorage<'a>,
         on_leak: OnLeak,
@@ -276,6 +280,7 @@ impl<'a> Fiber<'a> {
         }
     }
 
+    #[cfg_attr(feature = "registry", track_caller)]
     fn new_inner<F, T>(stack: StackStorage<'a>, on_leak: OnLeak, body: F) -> io::Result<Self>
     where
         F: FnOnce(*mut usize, usize) -> T,
@@ -314,8 +319,18 @@ impl<'a> Fiber<'a> {
             drop_closure: drop_closure::<F>,
             stack: ManuallyDrop::new(stack),
             on_leak,
+            #[cfg(feature = "registry")]
+            registry_entry: crate::registry::Entry::register(link, std::panic::Location::caller()),
             _marker: PhantomData,
         })
+    }
+
+    /// The coroutine's registry entry.
+    #[cfg(feature = "registry")]
+    #[inline(always)]
+    pub(crate) fn entry(&self) -> &crate::registry::Entry {
+        // SAFETY: registered by `new_inner`, freed only by our drop.
+        unsafe { &*self.registry_entry }
     }
 
     #[inline]
@@ -354,6 +369,11 @@ impl<'a> Fiber<'a> {
     /// `Suspended`). The value the word points at is valid until the next resume.
     #[inline(always)]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
+        let sp = self.sp;
+        // Before anything touches the coroutine's stack: a registry snapshot may be
+        // capturing its backtrace (it holds the published `sp` meanwhile).
+        #[cfg(feature = "registry")]
+        self.entry().before_resume(sp);
         // SAFETY: the word below the flags is ours (see the layout above).
         unsafe {
             self.link
@@ -363,7 +383,6 @@ impl<'a> Fiber<'a> {
         // SAFETY: the coroutine of `link` (set up by `new_inner`) is resumed next.
         #[cfg(stackful_asan)]
         let fake_stack = unsafe { crate::asan::before_resume(self.link) };
-        let sp = self.sp;
         let transfer = if sp != 0 {
             // Running: `state` has said so since the first entry.
             self.sp = 0;
@@ -384,6 +403,9 @@ impl<'a> Fiber<'a> {
         if !is_suspension(transfer.data) {
             // SAFETY: a final word, just received.
             unsafe { self.finished(transfer.data) };
+        } else {
+            #[cfg(feature = "registry")]
+            self.entry().after_suspend(transfer.sp);
         }
         transfer.data
     }
@@ -402,6 +424,8 @@ impl<'a> Fiber<'a> {
             Event::Panic(_) => State::Panicked,
             Event::Yield(_) | Event::Pending => unreachable!("not a final word"),
         };
+        #[cfg(feature = "registry")]
+        self.entry().finished();
     }
 
     /// The first resume: enters the closure on its fresh stack (out of line: it runs
@@ -437,11 +461,19 @@ impl<'a> Fiber<'a> {
         }
         #[cfg(target_arch = "wasm32")]
         return None;
-        // SAFETY: Suspended at `self.sp` (checked above), on this thread (a fiber is
-        // not Send), and `&mut self` excludes any other resume meanwhile.
         #[cfg(not(target_arch = "wasm32"))]
-        unsafe {
-            trace_suspended(self.sp, self.link)
+        {
+            // A registry snapshot may be tracing it right now: take it first.
+            #[cfg(feature = "registry")]
+            self.entry().take_for_trace(self.sp);
+            // SAFETY: Suspended at `self.sp` (checked above), owned by the caller on
+            // this thread (`&mut self`: a fiber moves between threads only inside a
+            // `SendFuture`/`SendStream`, whole), which excludes any other resume
+            // meanwhile (and the registry's tracers, with the entry taken).
+            let trace = unsafe { trace_suspended(self.sp, self.link) };
+            #[cfg(feature = "registry")]
+            self.entry().give_back(self.sp);
+            trace
         }
     }
 }
@@ -452,8 +484,10 @@ impl<'a> Fiber<'a> {
 ///
 /// # Safety
 /// The coroutine of `link` is suspended (not running, not finished) and `sp` is its
-/// latest save point; its stack is alive; it belongs to this thread; nothing else
-/// resumes it during the call.
+/// latest save point; its stack is alive; nothing else resumes it during the call
+/// (its owner, on this thread, or a registry snapshot that took its published save
+/// point, on any thread: nothing of the coroutine's own code runs during the trace,
+/// and the switches keep the per-thread state right as for `SendFuture`).
 #[cfg(not(target_arch = "wasm32"))]
 #[cold]
 #[inline(never)]
@@ -489,6 +523,13 @@ pub(crate) unsafe fn trace_suspended(sp: usize, link: *mut usize) -> Option<Back
 
 impl Drop for Fiber<'_> {
     fn drop(&mut self) {
+        // First: no registry snapshot may reach the stack once it is released.
+        // SAFETY: registered by `new_inner`, unregistered once. Its `sp` is published
+        // only if it is suspended, i.e. about to be leaked as it is (below).
+        #[cfg(feature = "registry")]
+        unsafe {
+            crate::registry::Entry::unregister(self.registry_entry)
+        };
         match self.state() {
             State::Returned | State::Panicked => {
                 // SAFETY: the coroutine finished; its stack is released next.

@@ -190,6 +190,7 @@ impl<'a, T> StackfulFuture<'a, T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::future`] for the fallible form).
+    #[track_caller]
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce() -> T + 'static,
@@ -205,15 +206,19 @@ impl<'a, T> StackfulFuture<'a, T> {
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub fn with_stack<S, F>(stack: S, f: F) -> Self
     where
         S: Stack + 'static,
         F: FnOnce() -> T + 'static,
     {
-        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+        // A match, not a closure: the creation site (`#[track_caller]`) must reach
+        // `on_stack`.
+        let made = match StackStorage::custom(Box::new(stack)) {
             // SAFETY: the closure and the stack are 'static (the bounds above).
-            unsafe { Self::on_stack(stack, OnLeak::Leak, f) }
-        });
+            Ok(stack) => unsafe { Self::on_stack(stack, OnLeak::Leak, f) },
+            Err(e) => Err(e),
+        };
         crate::expect_custom("StackfulFuture::with_stack", made)
     }
 
@@ -245,6 +250,7 @@ impl<'a, T> StackfulFuture<'a, T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::future_unchecked`]).
+    #[track_caller]
     pub unsafe fn new_unchecked<F>(f: F) -> Self
     where
         F: FnOnce() -> T + 'a,
@@ -265,21 +271,26 @@ impl<'a, T> StackfulFuture<'a, T> {
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub unsafe fn with_stack_unchecked<S, F>(stack: S, f: F) -> Self
     where
         S: Stack + 'a,
         F: FnOnce() -> T + 'a,
     {
-        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+        // A match, not a closure: the creation site (`#[track_caller]`) must reach
+        // `on_stack`.
+        let made = match StackStorage::custom(Box::new(stack)) {
             // SAFETY: forwarded to our caller; dropping it unfinished aborts rather
             // than leaks.
-            unsafe { Self::on_stack(stack, OnLeak::Abort, f) }
-        });
+            Ok(stack) => unsafe { Self::on_stack(stack, OnLeak::Abort, f) },
+            Err(e) => Err(e),
+        };
         crate::expect_custom("StackfulFuture::with_stack_unchecked", made)
     }
 
     /// # Safety
     /// As for [`StackfulGenerator::on_stack`].
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) unsafe fn on_stack<F>(
         stack: StackStorage<'a>,
         on_leak: OnLeak,
@@ -301,6 +312,7 @@ impl<'a, T> StackfulFuture<'a, T> {
     /// # Safety
     /// Everything `f` borrows stays valid for `'a`, and as for
     /// [`StackfulGenerator::on_stack`].
+    #[cfg_attr(feature = "registry", track_caller)]
     unsafe fn on_stack_inline<F>(stack: StackStorage<'a>, on_leak: OnLeak, f: F) -> io::Result<Self>
     where
         F: FnOnce() -> T,
@@ -310,6 +322,8 @@ impl<'a, T> StackfulFuture<'a, T> {
         // A future's generator yields nothing and takes `()`.
         let generator =
             unsafe { StackfulGenerator::on_stack_inline(stack, on_leak, move |_: &_, ()| f())? };
+        #[cfg(feature = "registry")]
+        generator.set_registry_kind(crate::registry::Kind::Future);
         Ok(StackfulFuture { generator })
     }
 
@@ -498,6 +512,7 @@ pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R,
 ///
 /// # Panics
 /// If no stack can be allocated.
+#[track_caller]
 pub fn stackful<'a, T, F>(f: F) -> StackfulFuture<'a, T>
 where
     F: FnOnce() -> T + 'static,

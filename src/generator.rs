@@ -131,6 +131,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::generator`] for the fallible form).
+    #[track_caller]
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'static,
@@ -150,6 +151,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub fn with_stack<S, F>(stack: S, f: F) -> Self
     where
         S: Stack + 'static,
@@ -157,10 +159,13 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         Y: 'static,
         Resume: 'static,
     {
-        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+        // A match, not a closure: the creation site (`#[track_caller]`) must reach
+        // `on_stack`.
+        let made = match StackStorage::custom(Box::new(stack)) {
             // SAFETY: everything the coroutine can reach is 'static (the bounds above).
-            unsafe { Self::on_stack(stack, OnLeak::Leak, f) }
-        });
+            Ok(stack) => unsafe { Self::on_stack(stack, OnLeak::Leak, f) },
+            Err(e) => Err(e),
+        };
         crate::expect_custom("StackfulGenerator::with_stack", made)
     }
 
@@ -184,6 +189,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::generator_unchecked`]).
+    #[track_caller]
     pub unsafe fn new_unchecked<F>(f: F) -> Self
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
@@ -205,16 +211,20 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub unsafe fn with_stack_unchecked<S, F>(stack: S, f: F) -> Self
     where
         S: Stack + 'a,
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'a,
     {
-        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+        // A match, not a closure: the creation site (`#[track_caller]`) must reach
+        // `on_stack`.
+        let made = match StackStorage::custom(Box::new(stack)) {
             // SAFETY: forwarded to our caller; dropping it unfinished aborts rather
             // than leaks.
-            unsafe { Self::on_stack(stack, OnLeak::Abort, f) }
-        });
+            Ok(stack) => unsafe { Self::on_stack(stack, OnLeak::Abort, f) },
+            Err(e) => Err(e),
+        };
         crate::expect_custom("StackfulGenerator::with_stack_unchecked", made)
     }
 
@@ -222,6 +232,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// See [`Fiber::new`]: with [`OnLeak::Leak`], `f`, `Y`, `Resume` and the stack are
     /// `'static`; with [`OnLeak::Abort`], the caller keeps everything `f` borrows valid
     /// until the generator is finished or dropped.
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) unsafe fn on_stack<F>(
         stack: StackStorage<'a>,
         on_leak: OnLeak,
@@ -242,6 +253,7 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
 
     /// # Safety
     /// Everything `f` borrows stays valid for `'a`, and as for [`on_stack`](Self::on_stack).
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) unsafe fn on_stack_inline<F>(
         stack: StackStorage<'a>,
         on_leak: OnLeak,
@@ -279,6 +291,12 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         self.fiber.state() != State::Fresh
     }
 
+    /// Records in the registry what kind of coroutine this generator runs.
+    #[cfg(feature = "registry")]
+    pub(crate) fn set_registry_kind(&self, kind: crate::registry::Kind) {
+        self.fiber.entry().set_kind(kind);
+    }
+
     pub(crate) fn link(&self) -> *mut usize {
         self.fiber.link()
     }
@@ -302,8 +320,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// How: the generator is briefly resumed with a private token; the capture runs
     /// on its stack (it needs a few KiB free there) and it suspends again at once,
     /// exactly as it was. No code of the generator runs, and its next resume sees no
-    /// difference. See also `stackful::registry` (feature `registry`) for every
-    /// coroutine of the thread.
+    /// difference. See also `stackful::registry` (feature `registry`): every live
+    /// coroutine of the process, with backtraces taken from any thread.
     ///
     /// ```
     /// # #[cfg(not(target_arch = "wasm32"))] {

@@ -161,6 +161,10 @@
 //! waits), and async readers and writers driving a synchronous `Read` or `Write` on a
 //! coroutine.
 //!
+//! With the `registry` feature, `stackful::registry` lists every live coroutine of the
+//! process, where it was created, how long it has been suspended and where (its
+//! backtrace): what to look at when a service hangs.
+//!
 //! ## How it works
 //!
 //! Each coroutine owns a stack (by default 2 MiB of address space from `mmap`, with a
@@ -357,6 +361,8 @@ pub mod future;
 pub mod generator;
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 pub mod io;
+#[cfg(feature = "registry")]
+pub mod registry;
 mod scope;
 mod send;
 pub mod stack;

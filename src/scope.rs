@@ -348,6 +348,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// # Panics
     /// If no stack can be allocated (see [`builder`](Scope::builder) for the
     /// fallible form).
+    #[track_caller]
     pub fn generator<Y, R, Resume, F>(&'scope self, f: F) -> ScopedGenerator<'scope, Y, R, Resume>
     where
         F: FnOnce(&YieldHandle<Y, Resume>, Resume) -> R + 'scope,
@@ -369,6 +370,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// # Panics
     /// If no stack can be allocated (see [`builder`](Scope::builder) for the
     /// fallible form).
+    #[track_caller]
     pub fn future<T, F>(&'scope self, f: F) -> ScopedFuture<'scope, T>
     where
         F: FnOnce() -> T + 'scope,
@@ -386,6 +388,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// # Panics
     /// If no stack can be allocated (see [`builder`](Scope::builder) for the
     /// fallible form).
+    #[track_caller]
     pub fn stream<T, F>(&'scope self, f: F) -> ScopedStream<'scope, T>
     where
         F: FnOnce(&StreamHandle<T>) + 'scope,
@@ -443,6 +446,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::future`]).
+    #[track_caller]
     pub fn generator<Y, R, Resume, F>(
         self,
         f: F,
@@ -461,6 +465,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::future`]).
+    #[track_caller]
     pub fn future<T, F>(self, f: F) -> io::Result<ScopedFuture<'scope, T>>
     where
         F: FnOnce() -> T + 'scope,
@@ -474,6 +479,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::future`]).
+    #[track_caller]
     pub fn stream<T, F>(self, f: F) -> io::Result<ScopedStream<'scope, T>>
     where
         F: FnOnce(&StreamHandle<T>) + 'scope,
@@ -488,6 +494,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
     ///
     /// # Errors
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub fn generator_with_stack<S, Y, R, Resume, F>(
         self,
         stack: S,
@@ -508,6 +515,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
     ///
     /// # Errors
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub fn future_with_stack<S, T, F>(self, stack: S, f: F) -> io::Result<ScopedFuture<'scope, T>>
     where
         S: Stack + 'scope,
@@ -522,6 +530,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
     ///
     /// # Errors
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub fn stream_with_stack<S, T, F>(self, stack: S, f: F) -> io::Result<ScopedStream<'scope, T>>
     where
         S: Stack + 'scope,
@@ -532,6 +541,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         self.stream_on(stack, f)
     }
 
+    #[cfg_attr(feature = "registry", track_caller)]
     fn generator_on<Y, R, Resume, F>(
         self,
         stack: StackStorage<'scope>,
@@ -553,6 +563,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         })
     }
 
+    #[cfg_attr(feature = "registry", track_caller)]
     fn future_on<T, F>(
         self,
         stack: StackStorage<'scope>,
@@ -569,6 +580,7 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         })
     }
 
+    #[cfg_attr(feature = "registry", track_caller)]
     fn stream_on<T, F>(
         self,
         stack: StackStorage<'scope>,

@@ -168,6 +168,7 @@ impl<T: Send> SendFuture<T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::future_send`]).
+    #[track_caller]
     pub unsafe fn new<F>(f: F) -> Self
     where
         F: FnOnce() -> T + Send + 'static,
@@ -184,6 +185,46 @@ impl<T> SendFuture<T> {
     /// Whether the closure has finished (the future returned `Ready` or panicked).
     pub fn is_complete(&self) -> bool {
         self.inner.is_complete()
+    }
+
+    /// A backtrace of the coroutine where it is suspended, taken on the calling
+    /// thread (which owns the future right now: `&mut self`); `None` if it is not
+    /// suspended, and always on wasm32. See [`StackfulFuture::backtrace`].
+    ///
+    /// ```
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use stackful::{wait, SendFuture};
+    /// use std::future::Future;
+    /// use std::pin::Pin;
+    /// use std::task::Context;
+    ///
+    /// #[inline(never)]
+    /// fn fetch(rx: futures::channel::oneshot::Receiver<u8>) -> u8 {
+    ///     std::hint::black_box("fetch");
+    ///     wait(rx).unwrap()
+    /// }
+    ///
+    /// let (tx, rx) = futures::channel::oneshot::channel();
+    /// // SAFETY: holds a receiver (Send) and nothing thread-bound across its `wait`.
+    /// let mut fut = unsafe { SendFuture::new(move || fetch(rx)) };
+    /// let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    /// assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+    /// // Suspended on this thread; traced on another one, which owns it now.
+    /// let trace = std::thread::spawn(move || {
+    ///     let trace = fut.backtrace().unwrap().to_string();
+    ///     (trace, fut)
+    /// });
+    /// let (trace, fut) = trace.join().unwrap();
+    /// assert!(trace.contains("fetch"), "{trace}");
+    /// tx.send(1).unwrap();
+    /// assert_eq!(futures::executor::block_on(fut), 1);
+    /// # }
+    /// ```
+    pub fn backtrace(&mut self) -> Option<std::backtrace::Backtrace> {
+        // The capture runs on the coroutine's stack on this thread, which may not
+        // have run it before: it must be able to report an overflow there.
+        prepare_this_thread();
+        self.inner.backtrace()
     }
 }
 
@@ -284,6 +325,7 @@ impl<T: Send + 'static> SendStream<T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::stream_send`]).
+    #[track_caller]
     pub unsafe fn new<F>(f: F) -> Self
     where
         F: FnOnce(&StreamHandle<T>) + Send + 'static,
@@ -300,6 +342,14 @@ impl<T> SendStream<T> {
     /// Whether the stream has ended (returned `Ready(None)`) or panicked.
     pub fn is_complete(&self) -> bool {
         self.inner.is_complete()
+    }
+
+    /// A backtrace of the coroutine where it is suspended, taken on the calling
+    /// thread; `None` if it is not suspended, and always on wasm32. See
+    /// [`SendFuture::backtrace`] and [`StackfulStream::backtrace`].
+    pub fn backtrace(&mut self) -> Option<std::backtrace::Backtrace> {
+        prepare_this_thread();
+        self.inner.backtrace()
     }
 }
 
@@ -340,6 +390,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn future_send<T, F>(self, f: F) -> io::Result<SendFuture<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -356,6 +407,7 @@ impl Builder {
     ///
     /// # Errors
     /// As for [`future`](Builder::future).
+    #[track_caller]
     pub unsafe fn stream_send<T, F>(self, f: F) -> io::Result<SendStream<T>>
     where
         F: FnOnce(&StreamHandle<T>) + Send + 'static,

@@ -81,6 +81,7 @@ impl<'a, T> StackfulStream<'a, T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::stream`] for the fallible form).
+    #[track_caller]
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce(&StreamHandle<T>) + 'static,
@@ -97,16 +98,20 @@ impl<'a, T> StackfulStream<'a, T> {
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub fn with_stack<S, F>(stack: S, f: F) -> Self
     where
         S: Stack + 'static,
         F: FnOnce(&StreamHandle<T>) + 'static,
         T: 'static,
     {
-        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+        // A match, not a closure: the creation site (`#[track_caller]`) must reach
+        // `on_stack`.
+        let made = match StackStorage::custom(Box::new(stack)) {
             // SAFETY: the closure, the items and the stack are 'static (the bounds).
-            unsafe { Self::on_stack(stack, OnLeak::Leak, f) }
-        });
+            Ok(stack) => unsafe { Self::on_stack(stack, OnLeak::Leak, f) },
+            Err(e) => Err(e),
+        };
         crate::expect_custom("StackfulStream::with_stack", made)
     }
 
@@ -124,6 +129,7 @@ impl<'a, T> StackfulStream<'a, T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::stream_unchecked`]).
+    #[track_caller]
     pub unsafe fn new_unchecked<F>(f: F) -> Self
     where
         F: FnOnce(&StreamHandle<T>) + 'a,
@@ -144,21 +150,26 @@ impl<'a, T> StackfulStream<'a, T> {
     ///
     /// # Panics
     /// If the stack is smaller than 4096 bytes or its top is not 16-byte aligned.
+    #[track_caller]
     pub unsafe fn with_stack_unchecked<S, F>(stack: S, f: F) -> Self
     where
         S: Stack + 'a,
         F: FnOnce(&StreamHandle<T>) + 'a,
     {
-        let made = StackStorage::custom(Box::new(stack)).and_then(|stack| {
+        // A match, not a closure: the creation site (`#[track_caller]`) must reach
+        // `on_stack`.
+        let made = match StackStorage::custom(Box::new(stack)) {
             // SAFETY: forwarded to our caller; dropping it unfinished aborts rather
             // than leaks.
-            unsafe { Self::on_stack(stack, OnLeak::Abort, f) }
-        });
+            Ok(stack) => unsafe { Self::on_stack(stack, OnLeak::Abort, f) },
+            Err(e) => Err(e),
+        };
         crate::expect_custom("StackfulStream::with_stack_unchecked", made)
     }
 
     /// # Safety
     /// As for [`StackfulGenerator::on_stack`].
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) unsafe fn on_stack<F>(
         stack: StackStorage<'a>,
         on_leak: OnLeak,
@@ -176,6 +187,8 @@ impl<'a, T> StackfulStream<'a, T> {
                 })
             })?
         };
+        #[cfg(feature = "registry")]
+        generator.set_registry_kind(crate::registry::Kind::Stream);
         Ok(StackfulStream { generator })
     }
 
@@ -261,6 +274,7 @@ impl<T> std::fmt::Debug for StackfulStream<'_, T> {
 ///
 /// # Panics
 /// If no stack can be allocated.
+#[track_caller]
 pub fn stream<'a, T, F>(f: F) -> StackfulStream<'a, T>
 where
     F: FnOnce(&StreamHandle<T>) + 'static,

@@ -446,3 +446,30 @@ fn send_futures_and_streams_are_send() {
     std::thread::spawn(move || tx.send(futures::executor::block_on(fut)).unwrap());
     assert_eq!(rx.recv().unwrap(), 1);
 }
+
+#[inline(never)]
+fn send_stream_parked(y: &StreamHandle<u8>) {
+    std::hint::black_box("send_stream_parked");
+    y.yield_item(1);
+}
+
+/// `SendStream::backtrace` on the thread that owns the stream now, not the one it
+/// suspended on.
+#[test]
+fn a_send_stream_is_traced_on_another_thread() {
+    // SAFETY: holds nothing thread-bound across its suspension.
+    let mut s = unsafe { SendStream::new(|y: &StreamHandle<u8>| send_stream_parked(y)) };
+    assert!(s.backtrace().is_none(), "not started");
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
+    let (trace, mut s) = std::thread::spawn(move || {
+        let trace = s.backtrace().expect("suspended").to_string();
+        (trace, s)
+    })
+    .join()
+    .unwrap();
+    assert!(trace.contains("send_stream_parked"), "{trace}");
+    assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(None));
+    assert!(s.backtrace().is_none(), "finished");
+}

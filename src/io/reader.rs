@@ -100,6 +100,7 @@ impl<'a, R: Read + 'static> AsyncReader<'a, R> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncReader::with_builder)).
+    #[track_caller]
     pub fn new(reader: R) -> Self {
         Self::with_capacity(DEFAULT_BUF_SIZE, reader)
     }
@@ -109,6 +110,7 @@ impl<'a, R: Read + 'static> AsyncReader<'a, R> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncReader::with_builder)).
+    #[track_caller]
     pub fn with_capacity(capacity: usize, reader: R) -> Self {
         Self::expect(Self::with_builder(Builder::new(), capacity, move || {
             Ok(reader)
@@ -145,6 +147,7 @@ impl<'a, R: Read + 'static> AsyncReader<'a, R> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncReader::with_builder)).
+    #[track_caller]
     pub fn lazy<M>(make: M) -> Self
     where
         M: FnOnce() -> io::Result<R> + 'static,
@@ -159,6 +162,7 @@ impl<'a, R: Read + 'static> AsyncReader<'a, R> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::stream`]).
+    #[track_caller]
     pub fn with_builder<M>(builder: Builder, capacity: usize, make: M) -> io::Result<Self>
     where
         M: FnOnce() -> io::Result<R> + 'static,
@@ -187,6 +191,7 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::stream`]).
+    #[track_caller]
     pub unsafe fn with_builder_unchecked<M>(
         builder: Builder,
         capacity: usize,
@@ -202,6 +207,7 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
 
     /// # Safety
     /// As for `StackfulStream::on_stack` with `on_leak`.
+    #[cfg_attr(feature = "registry", track_caller)]
     unsafe fn build<M>(
         builder: Builder,
         capacity: usize,

@@ -128,6 +128,7 @@ impl<'a, W: Write + 'static> AsyncWriter<'a, W> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncWriter::with_builder)).
+    #[track_caller]
     pub fn new(writer: W) -> Self {
         Self::with_capacity(DEFAULT_BUF_SIZE, writer)
     }
@@ -137,6 +138,7 @@ impl<'a, W: Write + 'static> AsyncWriter<'a, W> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncWriter::with_builder)).
+    #[track_caller]
     pub fn with_capacity(capacity: usize, writer: W) -> Self {
         Self::expect(Self::with_builder(
             Builder::new(),
@@ -179,6 +181,7 @@ impl<'a, W: Write + 'static> AsyncWriter<'a, W> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncWriter::with_builder)).
+    #[track_caller]
     pub fn with_close<C>(writer: W, close: C) -> Self
     where
         C: FnOnce(W) -> io::Result<()> + 'static,
@@ -198,6 +201,7 @@ impl<'a, W: Write + 'static> AsyncWriter<'a, W> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`with_builder`](AsyncWriter::with_builder)).
+    #[track_caller]
     pub fn lazy<M>(make: M) -> Self
     where
         M: FnOnce() -> io::Result<W> + 'static,
@@ -221,6 +225,7 @@ impl<'a, W: Write + 'static> AsyncWriter<'a, W> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::stream`]).
+    #[track_caller]
     pub fn with_builder<M, C>(
         builder: Builder,
         capacity: usize,
@@ -256,6 +261,7 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
     ///
     /// # Errors
     /// If the stack cannot be allocated (see [`Builder::stream`]).
+    #[track_caller]
     pub unsafe fn with_builder_unchecked<M, C>(
         builder: Builder,
         capacity: usize,
@@ -273,6 +279,7 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
 
     /// # Safety
     /// As for `StackfulStream::on_stack` with `on_leak`.
+    #[cfg_attr(feature = "registry", track_caller)]
     unsafe fn build<M, C>(
         builder: Builder,
         capacity: usize,
