@@ -89,7 +89,7 @@ thread_local! {
 /// Sets [`CURRENT`]. Out of line, as is [`current`]: a coroutine may be resumed on
 /// another thread than the one it suspended on (`SendFuture`), and an inlined access
 /// after a switch could reuse the thread-local's address computed before it (see
-/// `future::current_poll_state`). Each switch of a migrated coroutine then updates
+/// `crate::context`). Each switch of a migrated coroutine then updates
 /// and reads the bookkeeping of the thread it runs on, which is what ASan's own
 /// per-thread state (`__sanitizer_{start,finish}_switch_fiber`) follows too.
 #[inline(never)]

@@ -1,0 +1,31 @@
+/*
+ * The one symbol that every copy of stackful in a program shares (src/context.rs,
+ * include/stackful.h): the address of this thread's slot holding the context of the
+ * coroutine poll running on it.
+ *
+ * Calling convention: the platform's C ABI; no stack frame worth describing (a leaf
+ * that returns the address of a thread-local).
+ *
+ * Linkage: weak. Every copy of the crate compiles this file and defines the symbol;
+ * the linker keeps one definition (the first it meets) and every copy calls it, so
+ * they all read and write the same slot. Any definition will do, which is why it must
+ * never change: version the context, never this function.
+ *
+ * Thread-locals and coroutines: a coroutine may be resumed on another thread, so
+ * callers must not keep the returned address across a suspension. It is a real call
+ * (noinline, and across a language boundary), so each call computes the address on
+ * the thread that makes it.
+ */
+#include "stackful.h"
+
+#if defined(__wasm__) && !defined(__wasm_atomics__)
+/* Single-threaded WebAssembly (wasm32-wasip1): a plain global. */
+#define STACKFUL_THREAD_LOCAL
+#else
+#define STACKFUL_THREAD_LOCAL __thread
+#endif
+
+__attribute__((weak, noinline)) struct stackful_context **stackful_context_slot(void) {
+    static STACKFUL_THREAD_LOCAL struct stackful_context *current;
+    return &current;
+}
