@@ -86,6 +86,8 @@ fn main() {
         .file(&renamed)
         .file("csrc/context.c")
         .include("include")
+        // csrc/context.c is a leaf called at every resume: no frame-pointer setup.
+        .flag_if_supported("-fomit-frame-pointer")
         // Recent GCC/clang warn about flags they do not use when assembling.
         .flag_if_supported("-Wno-unused-command-line-argument")
         .compile(&format!("{prefix}switch"));

@@ -18,9 +18,12 @@
  * that may be moved must not keep the address of a thread-local across them.
  *
  * ABI (version 1). `stackful_context_slot()` returns the address of this thread's
- * slot: NULL outside any coroutine poll, else a pointer to the `stackful_context`
+ * slot: NULL outside any coroutine poll, else the address of the `stackful_context`
  * of the innermost poll (or drop) of a coroutine on this thread, published by the
- * copy of the crate that runs it. Rules for versions:
+ * copy of the crate that runs it, with bit 0 (STACKFUL_WAIT_POLLING) set while a
+ * `stackful::wait` (of any copy) polls its future inside that poll: the coroutine
+ * must not suspend then (contexts are word-aligned; mask the bit off). Only the
+ * copies of the crate write the slot. Rules for versions:
  *   - `version` is the highest ABI version the publishing copy implements; a field
  *     or operation marked "version N" exists only if `version >= N`. Readers must
  *     check that before using it. A later version only appends fields (to the
@@ -43,6 +46,9 @@ extern "C" {
 
 /* The ABI version this header describes. */
 #define STACKFUL_CONTEXT_VERSION 1
+
+/* Bit 0 of the slot's value (see above). */
+#define STACKFUL_WAIT_POLLING ((uintptr_t)1)
 
 /* Return codes. */
 #define STACKFUL_OK 0
@@ -91,9 +97,6 @@ struct stackful_context {
     /* Rust's `*mut core::task::Context` of the current poll (opaque to C); NULL while
      * the coroutine is being dropped. */
     void *rust_task_context;
-    /* Non-zero while a `stackful::wait` (of any copy) polls its future inside this
-     * poll: the coroutine must not suspend then. */
-    uintptr_t wait_polling;
     /* Non-zero if the thread was already panicking when the outermost poll on this
      * thread began (Rust copies use it to tell their own unwinds apart). */
     uintptr_t thread_was_panicking;
@@ -106,7 +109,9 @@ struct stackful_context **stackful_context_slot(void);
 
 /* The context of the coroutine poll running on this thread, or NULL. */
 static inline const struct stackful_context *stackful_current(void) {
-    const struct stackful_context *ctx = *stackful_context_slot();
+    const struct stackful_context *ctx =
+        (const struct stackful_context *)((uintptr_t)*stackful_context_slot() &
+                                          ~STACKFUL_WAIT_POLLING);
     if (ctx != NULL && (ctx->version < 1 || ctx->size < sizeof(struct stackful_context)))
         return NULL; /* not a valid context (cannot happen with a conforming copy) */
     return ctx;

@@ -37,6 +37,7 @@
 use crate::fiber;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,9 +72,6 @@ pub(crate) struct SharedContext {
     /// `*mut Context<'static>` (untyped here only because `Context` is not an FFI
     /// type).
     cx: *mut c_void,
-    /// Version 1: non-zero while a `wait` (of any copy) polls its future inside this
-    /// poll.
-    wait_polling: Cell<usize>,
     /// Version 1: non-zero if the thread was already panicking when the outermost
     /// poll on this thread began (see [`coroutine_is_unwinding`]). Set by
     /// [`EnterFrame::new`]: a nested poll (one made from inside a coroutine) inherits
@@ -121,7 +119,6 @@ impl PollFrame {
                 size: std::mem::size_of::<SharedContext>() as u32,
                 ops: &OPS,
                 cx: cx.cast::<c_void>(),
-                wait_polling: Cell::new(0),
                 thread_was_panicking: Cell::new(0),
             },
             link,
@@ -135,55 +132,65 @@ extern "C" {
     fn stackful_context_slot() -> *mut *const SharedContext;
 }
 
-/// This thread's slot, for immediate use only.
+/// This thread's slot. Use it at once: never keep it across anything that may
+/// suspend the calling coroutine (it may be resumed on another thread).
 #[inline(always)]
-fn slot() -> *mut *const SharedContext {
+pub(crate) fn slot() -> *mut *const SharedContext {
     // SAFETY: a C function without preconditions; it returns the address of a live
     // thread-local of the calling thread.
     unsafe { stackful_context_slot() }
+}
+
+/// Bit 0 of the slot's value: a `wait` (of any copy) polls its future inside the poll
+/// of the context (which must then not suspend its coroutine). Contexts are
+/// word-aligned, so the bit is free.
+pub(crate) const WAIT_POLLING: usize = 1;
+
+/// Which poll is in progress on this thread: the slot's value, as one word. The
+/// address of the current context (0 outside any poll), with [`WAIT_POLLING`] set
+/// while a `wait` polls its future inside it. A coroutine records it at every resume
+/// and compares it at every `yeet`: it may only suspend in the state it was resumed
+/// in, otherwise it would leave a poll half-done (see
+/// `fiber::poll_in_progress_since_resume`). Two live contexts never share an
+/// address, and the one a coroutine was resumed in stays alive while that coroutine
+/// runs (the poll is below it on the chain).
+#[inline(always)]
+pub(crate) fn poll_state() -> usize {
+    // SAFETY: the slot is a valid, initialised word.
+    unsafe { *slot() as usize }
+}
+
+/// Sets the slot's value (a context address, maybe with [`WAIT_POLLING`]).
+#[inline(always)]
+pub(crate) fn set_poll_state(state: usize) {
+    // SAFETY: the slot is valid for this call.
+    unsafe { *slot() = state as *const SharedContext };
 }
 
 /// The context of the innermost poll (or drop) of a coroutine, of any copy, running
 /// on this thread; null outside any.
 #[inline(always)]
 pub(crate) fn current() -> *const SharedContext {
-    // SAFETY: the slot is a valid, initialised (null or published) pointer.
-    unsafe { *slot() }
-}
-
-/// Which poll is in progress on this thread, as one word: the address of the current
-/// context (word-aligned), with bit 0 set while a `wait` polls its future inside it;
-/// 0 outside any poll. A coroutine records it at every resume and compares it at
-/// every `yeet`: it may only suspend in the state it was resumed in, otherwise it
-/// would leave a poll half-done (see `fiber::poll_in_progress_since_resume`). Two
-/// live contexts never share an address, and the one a coroutine was resumed in
-/// stays alive while that coroutine runs (the poll is below it on the chain).
-#[inline(always)]
-pub(crate) fn poll_state() -> usize {
-    let ctx = current();
-    if ctx.is_null() {
-        return 0;
-    }
-    // SAFETY: a published context lives as long as it is in the slot (its poll
-    // removes it before returning).
-    ctx as usize | (unsafe { (*ctx).wait_polling.get() } != 0) as usize
+    (poll_state() & !WAIT_POLLING) as *const SharedContext
 }
 
 /// Makes a frame current for its lifetime; restores the previous one on drop, also
 /// when a panic propagates.
-pub(crate) struct EnterFrame {
-    outer: *const SharedContext,
+pub(crate) struct EnterFrame<'f> {
+    /// The slot's value before (a context and [`WAIT_POLLING`]).
+    outer: usize,
+    frame: PhantomData<&'f PollFrame>,
 }
 
-impl EnterFrame {
-    /// Publishes `frame`, which must stay where it is until the returned guard is
-    /// dropped (it borrows it).
+impl<'f> EnterFrame<'f> {
+    /// Publishes `frame` until the returned guard, which borrows it, is dropped.
     // Out of line: it reads std's panic count (a thread-local on its slow path).
     #[inline(never)]
-    pub(crate) fn new(frame: &PollFrame) -> Self {
+    pub(crate) fn new(frame: &'f PollFrame) -> Self {
         let slot = slot();
         // SAFETY: the slot is valid for this call (nothing here switches).
-        let outer = unsafe { *slot };
+        let outer_state = unsafe { *slot as usize };
+        let outer = (outer_state & !WAIT_POLLING) as *const SharedContext;
         let panicking = if outer.is_null() {
             std::thread::panicking() as usize
         } else {
@@ -192,19 +199,22 @@ impl EnterFrame {
             unsafe { (*outer).thread_was_panicking.get() }
         };
         frame.shared.thread_was_panicking.set(panicking);
-        // SAFETY: as above; the guard removes the frame before it can move or die
-        // (it is borrowed by the caller for the guard's lifetime, by convention of
-        // the only callers, `poll_coroutine` and `cancel_coroutine`).
+        // SAFETY: as above; the guard borrows the frame, and removes it before the
+        // frame can move or die. (A guard that is leaked instead leaves a dangling
+        // pointer in the slot: the guards are private, and the only users,
+        // `poll_coroutine` and `cancel_coroutine`, drop them on every path.)
         unsafe { *slot = &frame.shared };
-        EnterFrame { outer }
+        EnterFrame {
+            outer: outer_state,
+            frame: PhantomData,
+        }
     }
 }
 
-impl Drop for EnterFrame {
+impl Drop for EnterFrame<'_> {
     #[inline(never)]
     fn drop(&mut self) {
-        // SAFETY: the slot is valid for this call.
-        unsafe { *slot() = self.outer };
+        set_poll_state(self.outer);
     }
 }
 
@@ -219,18 +229,6 @@ impl SharedContext {
     #[inline(always)]
     pub(crate) fn task_context(&self) -> *mut Context<'static> {
         self.cx.cast::<Context<'static>>()
-    }
-
-    /// Whether a `wait` polls its future inside this poll.
-    #[inline(always)]
-    pub(crate) fn wait_polling(&self) -> bool {
-        self.wait_polling.get() != 0
-    }
-
-    /// Sets or clears [`wait_polling`](Self::wait_polling).
-    #[inline(always)]
-    pub(crate) fn set_wait_polling(&self, on: bool) {
-        self.wait_polling.set(on as usize);
     }
 
     /// Checks a context published by another copy: a version and a size that this
@@ -255,7 +253,7 @@ impl SharedContext {
     /// # Safety
     /// `self` is the current context, its coroutine runs (we are on it or on a stack
     /// it resumed), it is not being dropped (`cx` is not null), and no `wait` polls a
-    /// future in this poll.
+    /// future in this poll (no [`WAIT_POLLING`]).
     #[inline(always)]
     pub(crate) unsafe fn suspend(&self) {
         if self.is_ours() {
@@ -329,7 +327,7 @@ unsafe fn c_suspend(ctx: *const SharedContext, before: impl FnOnce(&Waker)) -> c
     if frame.shared.cx.is_null() {
         return CANCELLED;
     }
-    if frame.shared.wait_polling() {
+    if poll_state() & WAIT_POLLING != 0 {
         return BUSY;
     }
     // SAFETY: `cx` is the context of the poll running right now (not null).
@@ -394,7 +392,7 @@ unsafe extern "C" fn c_wait_callback(
         if shared.cx.is_null() {
             return CANCELLED;
         }
-        if shared.wait_polling() {
+        if poll_state() & WAIT_POLLING != 0 {
             return BUSY;
         }
         let state = Arc::new(Callback {

@@ -1,7 +1,7 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
-use crate::context::{self, EnterFrame, PollFrame, SharedContext};
+use crate::context::{self, EnterFrame, PollFrame, SharedContext, WAIT_POLLING};
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
@@ -408,11 +408,12 @@ where
 // dearer (nesting_futures, 4 and 16 levels: 359 -> 409 and 1,235 -> 1,573 Ir) and
 // the wall-clock time of wait_pending_once was the same (BENCHMARKS.md).
 pub fn wait<T>(fut: impl Future<Output = T>) -> T {
-    let ctx = context::current();
-    if ctx.is_null() {
+    let slot = context::slot();
+    // SAFETY: the slot is valid on this thread, and read at once.
+    if unsafe { slot.read() }.is_null() {
         return block_on_thread(fut);
     }
-    wait_in_coroutine(pin!(fut), ctx)
+    wait_in_coroutine(pin!(fut), slot)
 }
 
 /// `wait` outside a coroutine (out of line: it blocks the thread anyway).
@@ -421,26 +422,34 @@ fn block_on_thread<F: Future>(fut: F) -> F::Output {
     crate::block_on::block_on(fut)
 }
 
+/// `wait` inside a coroutine; `slot` is this thread's context slot (which holds a
+/// context).
 #[inline]
 fn wait_in_coroutine<T>(
     mut fut: Pin<&mut impl Future<Output = T>>,
-    mut ctx: *const SharedContext,
+    mut slot: *mut *const SharedContext,
 ) -> T {
     loop {
+        // The slot's address is used until the suspension below and no further: the
+        // coroutine does not leave this thread before (polling the future may switch
+        // to other coroutines, but they all return here), and may after.
+        // SAFETY: the slot is this thread's (computed on it since the last switch).
+        let state = unsafe { slot.read() } as usize;
         // SAFETY: the slot points at the context of the poll (or drop) that is running
         // our coroutine, published by whichever copy of the crate runs it; it lives
         // on that caller's stack, which is blocked in the switch below us for as long
         // as we run.
-        let c = unsafe { &*ctx };
+        let c = unsafe { &*((state & !WAIT_POLLING) as *const SharedContext) };
         let cx = c.task_context();
         if cx.is_null() {
             crate::generator::suspend_while_cancelling("stackful::wait");
         }
-        if c.wait_polling() {
+        if state & WAIT_POLLING != 0 {
             nested_wait();
         }
-        c.set_wait_polling(true);
-        let reset = ResetPolling(c);
+        // SAFETY: as above.
+        unsafe { slot.write((state | WAIT_POLLING) as *const SharedContext) };
+        let reset = ResetPolling { slot, state };
         // SAFETY: `cx` is the context of the poll running right now (non-null above).
         let ready = poll_out_of_line(fut.as_mut(), unsafe { &mut *cx });
         drop(reset);
@@ -452,9 +461,10 @@ fn wait_in_coroutine<T>(
         // checked above).
         unsafe { c.suspend() };
         // Resumed by the next poll, which published its own context, maybe on another
-        // thread (`SendFuture`): read afresh (see `crate::context`).
-        ctx = context::current();
-        if ctx.is_null() {
+        // thread (`SendFuture`): the slot afresh (see `crate::context`).
+        slot = context::slot();
+        // SAFETY: as above.
+        if unsafe { slot.read() }.is_null() {
             fiber::abort("a coroutine was resumed without a coroutine context");
         }
     }
@@ -470,14 +480,19 @@ fn poll_out_of_line<F: Future + ?Sized>(fut: Pin<&mut F>, cx: &mut Context<'_>) 
     fut.poll(cx)
 }
 
-/// Clears `wait_polling` after `wait` polled its future (also on a panic); every poll
-/// started inside removed its own context on the way out.
-struct ResetPolling<'c>(&'c SharedContext);
+/// Restores the poll state from before `wait` polled its future (also on a panic);
+/// every poll started inside restored its own on the way out. Dropped on the thread,
+/// and before the suspension, of its creation (see `wait_in_coroutine`).
+struct ResetPolling {
+    slot: *mut *const SharedContext,
+    state: usize,
+}
 
-impl Drop for ResetPolling<'_> {
+impl Drop for ResetPolling {
     #[inline(always)]
     fn drop(&mut self) {
-        self.0.set_wait_polling(false);
+        // SAFETY: the slot of this thread, still (see above).
+        unsafe { self.slot.write(self.state as *const SharedContext) };
     }
 }
 

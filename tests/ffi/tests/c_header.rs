@@ -5,7 +5,10 @@
 use stackful as a;
 use stackful_b as b;
 use stackful_ffi_tests::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(panic = "unwind")]
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+#[cfg(panic = "unwind")]
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -91,6 +94,8 @@ fn wait_for_a_callback_operation() {
     }
 }
 
+// No threads on wasm32-wasip1.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn completion_from_another_thread() {
     let mut l = CLoop::new();
@@ -145,6 +150,8 @@ fn c_inside_a_wait_poll_is_refused() {
     assert_eq!(l.started, 0);
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn dropping_a_coroutine_suspended_in_c() {
     for copy in ["a", "b"] {

@@ -8,10 +8,12 @@
 //! pending N times, so a `wait` that blocked the thread would complete within the
 //! first poll of the coroutine, and the test sees `Ready` where it expects `Pending`.
 
+#[cfg(panic = "unwind")]
 use futures::executor::block_on;
 use stackful as a;
 use stackful_b as b;
 use stackful_ffi_tests::*;
+#[cfg(panic = "unwind")]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ fn drive<F: std::future::Future + Unpin>(mut fut: F) -> (F::Output, usize) {
     }
 }
 
+#[cfg(panic = "unwind")]
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<String>()
@@ -121,6 +124,8 @@ fn on_an_executor() {
     assert_eq!(result.load(Ordering::SeqCst), 42);
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn dropping_while_suspended_unwinds_both_copies_frames() {
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -142,6 +147,8 @@ fn dropping_while_suspended_unwinds_both_copies_frames() {
     assert_eq!(dropped.load(Ordering::SeqCst), 3);
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn dropping_a_b_coroutine_suspended_in_a_wait() {
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -157,6 +164,8 @@ fn dropping_a_b_coroutine_suspended_in_a_wait() {
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn a_panic_crosses_both_copies() {
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -185,6 +194,8 @@ fn a_panic_crosses_both_copies() {
     assert_eq!(panic_message(&*err), "boom in a poll");
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn nested_wait_is_refused_across_copies() {
     // b's wait inside the poll of a future that a's wait is polling, in a coroutine of
@@ -211,6 +222,8 @@ fn nested_wait_is_refused_across_copies() {
     }
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn yeet_inside_the_other_copys_wait_poll_is_refused() {
     use a::generator::{Generator, GeneratorState, StackfulGenerator};
@@ -226,6 +239,8 @@ fn yeet_inside_the_other_copys_wait_poll_is_refused() {
     assert!(result, "the yeet inside b's wait poll was not refused");
 }
 
+// Needs unwinding (wasm32-wasip1 tests run with panic = "abort").
+#[cfg(panic = "unwind")]
 #[test]
 fn wait_while_being_dropped_is_refused_across_copies() {
     struct WaitOnDrop(Arc<AtomicUsize>);
@@ -316,4 +331,27 @@ fn a_b_coroutine_blocks_nothing_on_a_single_threaded_executor() {
         .spawn_local(async move { tx.send(9).unwrap() })
         .unwrap();
     assert_eq!(pool.run_until(handle), 9);
+}
+
+/// With panic = "abort" (wasm32-wasip1) a suspended coroutine cannot be unwound:
+/// dropping one suspended in the other copy's `wait` leaks its stack (counted by the
+/// copy that owns it), runs none of its destructors, and does not crash.
+#[cfg(not(panic = "unwind"))]
+#[test]
+fn dropping_while_suspended_without_unwinding_leaks() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    let (leaked_a, leaked_b) = (a::leaked_stacks(), b::leaked_stacks());
+    let (waker, _) = counting_waker();
+    let mut fut = b::stackful(move || {
+        let _g = SetOnDrop(d);
+        a::wait(pending_times(usize::MAX, ()));
+    });
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    drop(fut);
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        (a::leaked_stacks(), b::leaked_stacks()),
+        (leaked_a, leaked_b + 1)
+    );
 }
