@@ -37,8 +37,16 @@
 #ifndef STACKFUL_H
 #define STACKFUL_H
 
-#include <stddef.h>
+/* Fixed-width types without libc headers where the compiler predefines them (so
+ * that the header also works freestanding, e.g. wasm32 without a sysroot). */
+#if defined(__UINT32_TYPE__) && defined(__UINTPTR_TYPE__)
+typedef __UINT32_TYPE__ stackful_u32;
+typedef __UINTPTR_TYPE__ stackful_uptr;
+#else
 #include <stdint.h>
+typedef uint32_t stackful_u32;
+typedef uintptr_t stackful_uptr;
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,7 +56,7 @@ extern "C" {
 #define STACKFUL_CONTEXT_VERSION 1
 
 /* Bit 0 of the slot's value (see above). */
-#define STACKFUL_WAIT_POLLING ((uintptr_t)1)
+#define STACKFUL_WAIT_POLLING ((stackful_uptr)1)
 
 /* Return codes. */
 #define STACKFUL_OK 0
@@ -91,15 +99,15 @@ struct stackful_context_ops {
 
 struct stackful_context {
     /* version 1 */
-    uint32_t version;
-    uint32_t size;
+    stackful_u32 version;
+    stackful_u32 size;
     const struct stackful_context_ops *ops;
     /* Rust's `*mut core::task::Context` of the current poll (opaque to C); NULL while
      * the coroutine is being dropped. */
     void *rust_task_context;
     /* Non-zero if the thread was already panicking when the outermost poll on this
      * thread began (Rust copies use it to tell their own unwinds apart). */
-    uintptr_t thread_was_panicking;
+    stackful_uptr thread_was_panicking;
     /* Later versions append here. */
 };
 
@@ -110,17 +118,17 @@ struct stackful_context **stackful_context_slot(void);
 /* The context of the coroutine poll running on this thread, or NULL. */
 static inline const struct stackful_context *stackful_current(void) {
     const struct stackful_context *ctx =
-        (const struct stackful_context *)((uintptr_t)*stackful_context_slot() &
+        (const struct stackful_context *)((stackful_uptr)*stackful_context_slot() &
                                           ~STACKFUL_WAIT_POLLING);
-    if (ctx != NULL && (ctx->version < 1 || ctx->size < sizeof(struct stackful_context)))
-        return NULL; /* not a valid context (cannot happen with a conforming copy) */
+    if (ctx != 0 && (ctx->version < 1 || ctx->size < sizeof(struct stackful_context)))
+        return 0; /* not a valid context (cannot happen with a conforming copy) */
     return ctx;
 }
 
 /* 1 if the caller runs inside a coroutine poll (or drop) of any copy of stackful on
  * this thread, i.e. if stackful_yield_now/stackful_wait_callback can suspend. */
 static inline int stackful_in_coroutine(void) {
-    return stackful_current() != NULL;
+    return stackful_current() != 0;
 }
 
 /* Lets other tasks of the executor run: wakes the coroutine's task and suspends the
@@ -128,7 +136,7 @@ static inline int stackful_in_coroutine(void) {
  * STACKFUL_BUSY or STACKFUL_CANCELLED (see above) otherwise. */
 static inline int stackful_yield_now(void) {
     const struct stackful_context *ctx = stackful_current();
-    if (ctx == NULL)
+    if (ctx == 0)
         return STACKFUL_NOT_IN_COROUTINE;
     return ctx->ops->yield_now(ctx);
 }
@@ -142,7 +150,7 @@ static inline int stackful_yield_now(void) {
  * dropped meanwhile: STACKFUL_CANCELLED (the operation may still be running). */
 static inline int stackful_wait_callback(stackful_start_fn start, void *user) {
     const struct stackful_context *ctx = stackful_current();
-    if (ctx == NULL)
+    if (ctx == 0)
         return STACKFUL_NOT_IN_COROUTINE;
     return ctx->ops->wait_callback(ctx, start, user);
 }

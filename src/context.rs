@@ -25,6 +25,18 @@
 //! reader uses a field of version N only if `version >= N`. The rules and the C view
 //! are in `include/stackful.h`, which must match this module.
 //!
+//! # Adding to the ABI (version 2 and later)
+//!
+//! To add what other copies or C code must see (e.g. a yield budget): bump
+//! [`VERSION`]; append the new fields at the end of [`SharedContext`] (after
+//! `thread_was_panicking`) and/or the new operations at the end of [`Ops`] (after
+//! `wait_callback`), each documented as "version N"; mirror them, in the same order
+//! and with the same C types, in `include/stackful.h` with an "added in version N"
+//! comment; and read them from a context of another copy only if its `version` is at
+//! least N (an older copy's context ends before them: its `size` says where).
+//! Existing fields never change, move or go away; a change that cannot be an
+//! addition needs a new slot symbol instead of `stackful_context_slot`.
+//!
 //! # Thread-locals
 //!
 //! A coroutine may suspend on one thread and be resumed on another (`SendFuture`),

@@ -372,7 +372,9 @@ where
 /// * Inside the closure of a [`StackfulFuture`] (at any depth of calls, and inside
 ///   generators or other coroutines running within it), a pending `fut` suspends the
 ///   whole coroutine: the `StackfulFuture` returns `Pending` to its executor and
-///   `fut` is polled again when it wakes the task.
+///   `fut` is polled again when it wakes the task. This holds for the coroutines of
+///   every copy of the crate in the program (stackful 0.2 and later, under any
+///   package name; README, "Several copies of stackful in one program").
 /// * Anywhere else it blocks the calling thread until `fut` completes, parking the
 ///   thread between polls.
 ///
