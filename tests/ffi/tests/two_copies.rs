@@ -355,3 +355,40 @@ fn dropping_while_suspended_without_unwinding_leaks() {
         (leaked_a, leaked_b + 1)
     );
 }
+
+/// A coroutine of one copy moved between threads (`SendFuture`) while it is
+/// suspended in the other copy's `wait`: each resume finds the context the new
+/// thread's poll published (the slot is read afresh after every suspension).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn moved_between_threads_while_suspended_in_the_other_copys_wait() {
+    let fut = a::stackful(|| {
+        let mut sum = 0;
+        for i in 0..10u64 {
+            sum += b::wait(pending_times(1, i));
+            sum += a::wait(pending_times(1, 100 * i));
+        }
+        sum
+    });
+    // SAFETY: the coroutine holds nothing bound to a thread (integers, and futures
+    // that hold none either).
+    let mut fut = unsafe { fut.assume_send() };
+    let (waker, _) = counting_waker();
+    let mut threads = 0;
+    let result = loop {
+        let w = waker.clone();
+        let (back, poll) = std::thread::spawn(move || {
+            let poll = poll_once(&mut fut, &w);
+            (fut, poll)
+        })
+        .join()
+        .unwrap();
+        fut = back;
+        threads += 1;
+        if let Poll::Ready(v) = poll {
+            break v;
+        }
+    };
+    assert_eq!(result, 45 + 4500);
+    assert_eq!(threads, 21);
+}
