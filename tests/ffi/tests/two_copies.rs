@@ -116,7 +116,7 @@ fn on_an_executor() {
         .unwrap();
     pool.spawner()
         .spawn_local(async move {
-            a::stackful(|| b::yield_now()).await;
+            a::stackful(b::yield_now).await;
             tx.send(42).unwrap();
         })
         .unwrap();
@@ -204,7 +204,10 @@ fn nested_wait_is_refused_across_copies() {
         let body = || {
             let inner = || b::wait(pending_times(1, ()));
             catch_unwind(AssertUnwindSafe(|| {
-                a::wait(futures::future::poll_fn(|_| Poll::Ready(inner())))
+                a::wait(futures::future::poll_fn(|_| {
+                    inner();
+                    Poll::Ready(())
+                }))
             }))
         };
         let result = if outer_is_a {
