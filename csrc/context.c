@@ -9,7 +9,13 @@
  * Linkage: weak. Every copy of the crate compiles this file and defines the symbol;
  * the linker keeps one definition (the first it meets) and every copy calls it, so
  * they all read and write the same slot. Any definition will do, which is why it must
- * never change: version the context, never this function.
+ * never change: version the context, never this function. On Windows (PE/COFF, GNU
+ * ld) a weak definition in a static library does not satisfy an undefined reference
+ * (the member is never loaded for it), so there the definition is an ordinary one:
+ * it sits alone in its object file, and a linker loads an archive member only for a
+ * symbol still undefined, so the second copy's member is never loaded either (unless
+ * forced with --whole-archive, which then reports the duplicate instead of merging
+ * silently).
  *
  * Thread-locals and coroutines: a coroutine may be resumed on another thread, so
  * callers must not keep the returned address across a suspension. It is a real call
@@ -25,7 +31,13 @@
 #define STACKFUL_THREAD_LOCAL __thread
 #endif
 
-__attribute__((weak, noinline)) struct stackful_context **stackful_context_slot(void) {
+#if defined(_WIN32)
+#define STACKFUL_SHARED_LINKAGE __attribute__((noinline))
+#else
+#define STACKFUL_SHARED_LINKAGE __attribute__((weak, noinline))
+#endif
+
+STACKFUL_SHARED_LINKAGE struct stackful_context **stackful_context_slot(void) {
     static STACKFUL_THREAD_LOCAL struct stackful_context *current;
     return &current;
 }
