@@ -111,8 +111,8 @@ struct stackful_context {
     /* Later versions append here. */
 };
 
-/* The shared per-thread slot (weak; defined by every copy of the crate, the linker
- * keeps one). */
+/* The shared per-thread slot (defined by every copy of the crate in csrc/context.c,
+ * weak except on Windows; the linker keeps one). */
 struct stackful_context **stackful_context_slot(void);
 
 /* The context of the coroutine poll running on this thread, or NULL. */
