@@ -20,7 +20,9 @@
  * Thread-locals and coroutines: a coroutine may be resumed on another thread, so
  * callers must not keep the returned address across a suspension. It is a real call
  * (noinline, and across a language boundary), so each call computes the address on
- * the thread that makes it.
+ * the thread that makes it; and the empty asm statement that clobbers memory keeps an
+ * optimiser that can see this body (cross-language LTO) from deducing that it only
+ * computes an address, which would let it merge two calls across a context switch.
  */
 #include "stackful.h"
 
@@ -39,5 +41,6 @@
 
 STACKFUL_SHARED_LINKAGE struct stackful_context **stackful_context_slot(void) {
     static STACKFUL_THREAD_LOCAL struct stackful_context *current;
+    __asm__ __volatile__("" ::: "memory");
     return &current;
 }
