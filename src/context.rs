@@ -11,9 +11,11 @@
 //!
 //! Every `StackfulFuture`/`StackfulStream` poll (and the drop of a suspended one)
 //! publishes a [`SharedContext`] for as long as it runs: it stores its address in this
-//! thread's slot, whose address `stackful_context_slot()` returns. That C function is
-//! defined weak in `csrc/context.c` by every copy of the crate, so the linker keeps
-//! one, and all copies (and C code) see the same slot: a `wait` of any copy, inside a
+//! thread's slot, whose address `stackful_context_slot()` returns, with bit 0
+//! ([`WAIT_POLLING`]) set while a `wait` polls its future inside that poll. That C
+//! function is defined in `csrc/context.c` by every copy of the crate (weak, except
+//! on Windows), so the linker keeps one, and all copies (and C code) see the same
+//! slot: a `wait` of any copy, inside a
 //! coroutine of any other, finds the poll running it, polls its future with that
 //! poll's task context, and suspends the coroutine through the publisher's
 //! [`Ops::suspend_rust`] (only the publisher knows its coroutine's stack and switch
@@ -43,8 +45,13 @@
 //! and LLVM may reuse a thread-local's address computed before a context switch
 //! (llvm/llvm-project#98479). The slot is only reached through
 //! `stackful_context_slot()`, an opaque call that computes the address on the thread
-//! that makes it, and no function here keeps that address across anything that may
-//! switch.
+//! that makes it, and nothing keeps that address across anything that may switch
+//! (`wait` keeps it while it polls its future, which cannot move the coroutine).
+//!
+//! Copies of the crate share `Context` pointers and call each other's operations
+//! with the Rust "C-unwind" ABI: they are built by one compiler into one program.
+//! Copies in separately built shared libraries do not see each other (the symbol is
+//! not exported from a Rust `cdylib`).
 
 use crate::fiber;
 use std::cell::Cell;
