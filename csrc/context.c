@@ -1,7 +1,7 @@
 /*
  * The one symbol that every copy of stackful in a program shares (src/context.rs,
- * include/stackful.h): the address of this thread's slot holding the context of the
- * coroutine poll running on it.
+ * include/stackful.h): the address of this thread's slot, which holds the context of
+ * the coroutine poll running on it and the poll state.
  *
  * Calling convention: the platform's C ABI; no stack frame worth describing (a leaf
  * that returns the address of a thread-local).
@@ -39,8 +39,8 @@
 #define STACKFUL_SHARED_LINKAGE __attribute__((weak, noinline))
 #endif
 
-STACKFUL_SHARED_LINKAGE struct stackful_context **stackful_context_slot(void) {
-    static STACKFUL_THREAD_LOCAL struct stackful_context *current;
+STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
+    static STACKFUL_THREAD_LOCAL struct stackful_slot slot;
     __asm__ __volatile__("" ::: "memory");
-    return &current;
+    return &slot;
 }

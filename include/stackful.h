@@ -18,12 +18,14 @@
  * that may be moved must not keep the address of a thread-local across them.
  *
  * ABI (version 1). `stackful_context_slot()` returns the address of this thread's
- * slot: NULL outside any coroutine poll, else the address of the `stackful_context`
- * of the innermost poll (or drop) of a coroutine on this thread, published by the
- * copy of the crate that runs it, with bit 0 (STACKFUL_WAIT_POLLING) set while a
- * `stackful::wait` (of any copy) polls its future inside that poll: the coroutine
- * must not suspend then (contexts are word-aligned; mask the bit off). Only the
- * copies of the crate write the slot. Rules for versions:
+ * `stackful_slot`, which only the copies of the crate write. Its `context` is NULL
+ * outside any coroutine poll, else the `stackful_context` of the innermost poll (or
+ * drop) of a coroutine on this thread, published by the copy of the crate that runs
+ * it. Its `state` identifies that poll for the crate's misuse checks (an address
+ * that identifies the coroutine, with bit 0, STACKFUL_WAIT_POLLING, set while a
+ * `stackful::wait` of any copy polls its future inside that poll: the coroutine must
+ * not suspend then). The slot's two words are fixed for good; rules for versions of
+ * the context:
  *   - `version` is the highest ABI version the publishing copy implements; a field
  *     or operation marked "version N" exists only if `version >= N`. Readers must
  *     check that before using it. A later version only appends fields (to the
@@ -55,7 +57,7 @@ extern "C" {
 /* The ABI version this header describes. */
 #define STACKFUL_CONTEXT_VERSION 1
 
-/* Bit 0 of the slot's value (see above). */
+/* Bit 0 of `stackful_slot.state` (see above). */
 #define STACKFUL_WAIT_POLLING ((stackful_uptr)1)
 
 /* Return codes. */
@@ -111,15 +113,20 @@ struct stackful_context {
     /* Later versions append here. */
 };
 
-/* The shared per-thread slot (defined by every copy of the crate in csrc/context.c,
- * weak except on Windows; the linker keeps one). */
-struct stackful_context **stackful_context_slot(void);
+/* The per-thread slot (see above). */
+struct stackful_slot {
+    const struct stackful_context *context;
+    stackful_uptr state;
+};
+
+/* The address of this thread's slot: the one symbol shared by every copy of the
+ * crate (defined by each in csrc/context.c, weak except on Windows; the linker keeps
+ * one). */
+struct stackful_slot *stackful_context_slot(void);
 
 /* The context of the coroutine poll running on this thread, or NULL. */
 static inline const struct stackful_context *stackful_current(void) {
-    const struct stackful_context *ctx =
-        (const struct stackful_context *)((stackful_uptr)*stackful_context_slot() &
-                                          ~STACKFUL_WAIT_POLLING);
+    const struct stackful_context *ctx = stackful_context_slot()->context;
     if (ctx != 0 && (ctx->version < 1 || ctx->size < sizeof(struct stackful_context)))
         return 0; /* not a valid context (cannot happen with a conforming copy) */
     return ctx;

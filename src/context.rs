@@ -11,9 +11,9 @@
 //!
 //! Every `StackfulFuture`/`StackfulStream` poll (and the drop of a suspended one)
 //! publishes a [`SharedContext`] for as long as it runs: it stores its address in this
-//! thread's slot, whose address `stackful_context_slot()` returns, with bit 0
-//! ([`WAIT_POLLING`]) set while a `wait` polls its future inside that poll. That C
-//! function is defined in `csrc/context.c` by every copy of the crate (weak, except
+//! thread's [`Slot`], whose address `stackful_context_slot()` returns, next to the
+//! poll state ([`poll_state`]: which coroutine's poll, and whether a `wait` polls
+//! its future inside it, [`WAIT_POLLING`]). That C function is defined in `csrc/context.c` by every copy of the crate (weak, except
 //! on Windows), so the linker keeps one, and all copies (and C code) see the same
 //! slot: a `wait` of any copy, inside a
 //! coroutine of any other, finds the poll running it, polls its future with that
@@ -145,59 +145,67 @@ impl PollFrame {
     }
 }
 
+/// This thread's slot (`struct stackful_slot` of `include/stackful.h`): what every
+/// copy of the crate reads and writes.
+#[repr(C)]
+pub(crate) struct Slot {
+    /// The context of the innermost poll (or drop) of a coroutine on this thread,
+    /// null outside any.
+    pub(crate) context: *const SharedContext,
+    /// Which poll is in progress on this thread (see [`poll_state`]).
+    pub(crate) state: usize,
+}
+
 extern "C" {
-    /// csrc/context.c (weak): the address of this thread's slot. Never keep it
-    /// across a possible switch (see the module docs).
-    fn stackful_context_slot() -> *mut *const SharedContext;
+    /// csrc/context.c: the address of this thread's slot. Never keep it across a
+    /// possible switch (see the module docs).
+    fn stackful_context_slot() -> *mut Slot;
 }
 
 /// This thread's slot. Use it at once: never keep it across anything that may
 /// suspend the calling coroutine (it may be resumed on another thread).
 #[inline(always)]
-pub(crate) fn slot() -> *mut *const SharedContext {
+pub(crate) fn slot() -> *mut Slot {
     // SAFETY: a C function without preconditions; it returns the address of a live
     // thread-local of the calling thread.
     unsafe { stackful_context_slot() }
 }
 
-/// Bit 0 of the slot's value: a `wait` (of any copy) polls its future inside the poll
-/// of the context (which must then not suspend its coroutine). Contexts are
-/// word-aligned, so the bit is free.
+/// Bit 0 of [`Slot::state`]: a `wait` (of any copy) polls its future inside the
+/// current poll (which must then not suspend its coroutine).
 pub(crate) const WAIT_POLLING: usize = 1;
 
-/// Which poll is in progress on this thread: the slot's value, as one word. The
-/// address of the current context (0 outside any poll), with [`WAIT_POLLING`] set
-/// while a `wait` polls its future inside it. A coroutine records it at every resume
-/// and compares it at every `yeet`: it may only suspend in the state it was resumed
-/// in, otherwise it would leave a poll half-done (see
-/// `fiber::poll_in_progress_since_resume`). Two live contexts never share an
-/// address, and the one a coroutine was resumed in stays alive while that coroutine
-/// runs (the poll is below it on the chain).
+/// Which poll is in progress on this thread, as one word ([`Slot::state`]): an
+/// address that identifies the coroutine whose poll (or drop) is current, the same
+/// at every poll of it (its publisher's choice, word-aligned: this copy uses the
+/// coroutine's LINK slot), with [`WAIT_POLLING`] set while a `wait` polls its future
+/// inside that poll; 0 outside any poll. A coroutine records it at every resume and
+/// compares it at every `yeet`: it may only suspend in the state it was resumed in,
+/// otherwise it would leave a poll half-done (see
+/// `fiber::poll_in_progress_since_resume`). A generator that `wait` suspended with
+/// the coroutine of a future is resumed, with it, in a later poll of the same
+/// coroutine: same state. (Two coroutines on different stacks never share an
+/// identity.)
 #[inline(always)]
 pub(crate) fn poll_state() -> usize {
-    // SAFETY: the slot is a valid, initialised word.
-    unsafe { *slot() as usize }
-}
-
-/// Sets the slot's value (a context address, maybe with [`WAIT_POLLING`]).
-#[inline(always)]
-pub(crate) fn set_poll_state(state: usize) {
-    // SAFETY: the slot is valid for this call.
-    unsafe { *slot() = state as *const SharedContext };
+    // SAFETY: the slot is valid and initialised.
+    unsafe { (*slot()).state }
 }
 
 /// The context of the innermost poll (or drop) of a coroutine, of any copy, running
 /// on this thread; null outside any.
 #[inline(always)]
 pub(crate) fn current() -> *const SharedContext {
-    (poll_state() & !WAIT_POLLING) as *const SharedContext
+    // SAFETY: the slot is valid and initialised.
+    unsafe { (*slot()).context }
 }
 
 /// Makes a frame current for its lifetime; restores the previous one on drop, also
 /// when a panic propagates.
 pub(crate) struct EnterFrame<'f> {
-    /// The slot's value before (a context and [`WAIT_POLLING`]).
-    outer: usize,
+    /// The slot before.
+    outer: *const SharedContext,
+    outer_state: usize,
     frame: PhantomData<&'f PollFrame>,
 }
 
@@ -208,8 +216,7 @@ impl<'f> EnterFrame<'f> {
     pub(crate) fn new(frame: &'f PollFrame) -> Self {
         let slot = slot();
         // SAFETY: the slot is valid for this call (nothing here switches).
-        let outer_state = unsafe { *slot as usize };
-        let outer = (outer_state & !WAIT_POLLING) as *const SharedContext;
+        let (outer, outer_state) = unsafe { ((*slot).context, (*slot).state) };
         let panicking = if outer.is_null() {
             std::thread::panicking() as usize
         } else {
@@ -222,9 +229,13 @@ impl<'f> EnterFrame<'f> {
         // frame can move or die. (A guard that is leaked instead leaves a dangling
         // pointer in the slot: the guards are private, and the only users,
         // `poll_coroutine` and `cancel_coroutine`, drop them on every path.)
-        unsafe { *slot = &frame.shared };
+        unsafe {
+            (*slot).context = &frame.shared;
+            (*slot).state = frame.link as usize;
+        }
         EnterFrame {
-            outer: outer_state,
+            outer,
+            outer_state,
             frame: PhantomData,
         }
     }
@@ -233,7 +244,12 @@ impl<'f> EnterFrame<'f> {
 impl Drop for EnterFrame<'_> {
     #[inline(never)]
     fn drop(&mut self) {
-        set_poll_state(self.outer);
+        let slot = slot();
+        // SAFETY: the slot is valid for this call.
+        unsafe {
+            (*slot).context = self.outer;
+            (*slot).state = self.outer_state;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
-use crate::context::{self, EnterFrame, PollFrame, SharedContext, WAIT_POLLING};
+use crate::context::{self, EnterFrame, PollFrame, Slot, WAIT_POLLING};
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
@@ -412,7 +412,7 @@ where
 pub fn wait<T>(fut: impl Future<Output = T>) -> T {
     let slot = context::slot();
     // SAFETY: the slot is valid on this thread, and read at once.
-    if unsafe { slot.read() }.is_null() {
+    if unsafe { (*slot).context }.is_null() {
         return block_on_thread(fut);
     }
     wait_in_coroutine(pin!(fut), slot)
@@ -427,21 +427,18 @@ fn block_on_thread<F: Future>(fut: F) -> F::Output {
 /// `wait` inside a coroutine; `slot` is this thread's context slot (which holds a
 /// context).
 #[inline]
-fn wait_in_coroutine<T>(
-    mut fut: Pin<&mut impl Future<Output = T>>,
-    mut slot: *mut *const SharedContext,
-) -> T {
+fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, mut slot: *mut Slot) -> T {
     loop {
         // The slot's address is used until the suspension below and no further: the
         // coroutine does not leave this thread before (polling the future may switch
         // to other coroutines, but they all return here), and may after.
         // SAFETY: the slot is this thread's (computed on it since the last switch).
-        let state = unsafe { slot.read() } as usize;
+        let (ctx, state) = unsafe { ((*slot).context, (*slot).state) };
         // SAFETY: the slot points at the context of the poll (or drop) that is running
         // our coroutine, published by whichever copy of the crate runs it; it lives
         // on that caller's stack, which is blocked in the switch below us for as long
         // as we run.
-        let c = unsafe { &*((state & !WAIT_POLLING) as *const SharedContext) };
+        let c = unsafe { &*ctx };
         let cx = c.task_context();
         if cx.is_null() {
             crate::generator::suspend_while_cancelling("stackful::wait");
@@ -450,7 +447,7 @@ fn wait_in_coroutine<T>(
             nested_wait();
         }
         // SAFETY: as above.
-        unsafe { slot.write((state | WAIT_POLLING) as *const SharedContext) };
+        unsafe { (*slot).state = state | WAIT_POLLING };
         let reset = ResetPolling { slot, state };
         // SAFETY: `cx` is the context of the poll running right now (non-null above).
         let ready = poll_out_of_line(fut.as_mut(), unsafe { &mut *cx });
@@ -466,7 +463,7 @@ fn wait_in_coroutine<T>(
         // thread (`SendFuture`): the slot afresh (see `crate::context`).
         slot = context::slot();
         // SAFETY: as above.
-        if unsafe { slot.read() }.is_null() {
+        if unsafe { (*slot).context }.is_null() {
             fiber::abort("a coroutine was resumed without a coroutine context");
         }
     }
@@ -486,7 +483,7 @@ fn poll_out_of_line<F: Future + ?Sized>(fut: Pin<&mut F>, cx: &mut Context<'_>) 
 /// every poll started inside restored its own on the way out. Dropped on the thread,
 /// and before the suspension, of its creation (see `wait_in_coroutine`).
 struct ResetPolling {
-    slot: *mut *const SharedContext,
+    slot: *mut Slot,
     state: usize,
 }
 
@@ -494,7 +491,7 @@ impl Drop for ResetPolling {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the slot of this thread, still (see above).
-        unsafe { self.slot.write(self.state as *const SharedContext) };
+        unsafe { (*self.slot).state = self.state };
     }
 }
 
