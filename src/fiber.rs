@@ -377,7 +377,7 @@ impl<'a> Fiber<'a> {
         // SAFETY: back from the resume announced above.
         #[cfg(stackful_asan)]
         unsafe {
-            crate::asan::after_resume(fake_stack)
+            crate::asan::after_resume(self.link, fake_stack)
         };
         // Suspended at `transfer.sp` (non-zero), unless this was the last switch.
         self.sp = transfer.sp;
@@ -473,7 +473,7 @@ pub(crate) unsafe fn trace_suspended(sp: usize, link: *mut usize) -> Option<Back
     // SAFETY: back from the resume announced above.
     #[cfg(stackful_asan)]
     unsafe {
-        crate::asan::after_resume(fake_stack)
+        crate::asan::after_resume(link, fake_stack)
     };
     if transfer.sp != sp || !is_suspension(transfer.data) {
         // The owner's `Fiber::sp` would now be wrong: nothing can repair that.
