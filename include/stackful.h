@@ -113,6 +113,9 @@ struct stackful_context {
     /* Later versions append here. */
 };
 
+/* The size of the fields of version 1 (what any valid context has at least). */
+#define STACKFUL_CONTEXT_SIZE_V1 (2 * sizeof(stackful_u32) + 3 * sizeof(void *))
+
 /* The per-thread slot (see above). */
 struct stackful_slot {
     const struct stackful_context *context;
@@ -127,7 +130,7 @@ struct stackful_slot *stackful_context_slot(void);
 /* The context of the coroutine poll running on this thread, or NULL. */
 static inline const struct stackful_context *stackful_current(void) {
     const struct stackful_context *ctx = stackful_context_slot()->context;
-    if (ctx != 0 && (ctx->version < 1 || ctx->size < sizeof(struct stackful_context)))
+    if (ctx != 0 && (ctx->version < 1 || ctx->size < STACKFUL_CONTEXT_SIZE_V1))
         return 0; /* not a valid context (cannot happen with a conforming copy) */
     return ctx;
 }

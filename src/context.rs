@@ -35,7 +35,9 @@
 //! `wait_callback`), each documented as "version N"; mirror them, in the same order
 //! and with the same C types, in `include/stackful.h` with an "added in version N"
 //! comment; and read them from a context of another copy only if its `version` is at
-//! least N (an older copy's context ends before them: its `size` says where).
+//! least N (an older copy's context ends before them: its `size` says where). A
+//! context is valid if its version is at least 1 and its size at least `SIZE_V1`,
+//! never compare with the size of the current struct.
 //! Existing fields never change, move or go away; a change that cannot be an
 //! addition needs a new slot symbol instead of `stackful_context_slot`.
 //!
@@ -65,6 +67,12 @@ use std::task::{Context, Waker};
 
 /// The ABI version of [`SharedContext`] and [`Ops`] that this copy implements.
 pub(crate) const VERSION: u32 = 1;
+
+/// The size of the fields of version 1 (`STACKFUL_CONTEXT_SIZE_V1`): what every
+/// valid context has at least, whatever its version. Never changes.
+const SIZE_V1: usize = 2 * 4 + 3 * std::mem::size_of::<usize>();
+// While the struct has only the fields of version 1.
+const _: () = assert!(SIZE_V1 == std::mem::size_of::<SharedContext>());
 
 /// `STACKFUL_OK` and the error codes of `include/stackful.h`.
 const OK: c_int = 0;
@@ -271,13 +279,11 @@ impl SharedContext {
     #[cold]
     #[inline(never)]
     pub(crate) fn check_foreign(&self) {
-        if self.version < 1 || (self.size as usize) < std::mem::size_of::<SharedContext>() {
+        if self.version < 1 || (self.size as usize) < SIZE_V1 {
             fiber::abort(&format!(
                 "the coroutine context published by another copy of stackful is invalid \
-                 (version {}, size {}; this copy implements version {VERSION}, size {})",
-                self.version,
-                self.size,
-                std::mem::size_of::<SharedContext>()
+                 (version {}, size {}; any version has at least {SIZE_V1} bytes)",
+                self.version, self.size,
             ));
         }
     }
