@@ -35,7 +35,10 @@ fn in_coroutine_and_version() {
         } else {
             futures::executor::block_on(b::stackful(body))
         };
-        assert_eq!(got, (1, 1), "copy {copy}");
+        // The copy `b` plays ABI version 2 (.ci/ffi-tests appends a field to its
+        // context): a version-1 header reads it as any version-1 context.
+        let version = if copy == "a" { 1 } else { 2 };
+        assert_eq!(got, (1, version), "copy {copy}");
     }
 }
 
