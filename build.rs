@@ -1,10 +1,27 @@
-//! Assembles the context-switch primitives in `asm/` for the target architecture.
+//! Assembles the context-switch primitives in `asm/` for the target architecture, and
+//! compiles `csrc/context.c` (the one symbol shared by every copy of the crate).
 //!
 //! The switch code is hand-written assembly (one file per architecture) so that the exact
 //! register set and frame layout are under our control and can be checked line by line;
 //! see the comment at the top of each file.
+//!
+//! # Symbols private to this copy of the crate
+//!
+//! A program may link several copies of this crate (two semver-incompatible versions,
+//! or one under another package name). Each copy must run its *own* switch code: two
+//! copies whose assembly defined the same global symbols would be resolved by the
+//! linker, silently, to one of them, and a copy whose frame layout differs would then
+//! run the other's assembly. So every `stackful_` symbol of the assembly (and the
+//! Rust functions it calls) is renamed to `stackful_<package>_<version>_<hash>_...`
+//! (`prefix`): the assembly is copied into `OUT_DIR` with the names replaced, the
+//! static library gets the same prefix, and the Rust side names the symbols with
+//! `concat!(env!("STACKFUL_SYM_PREFIX"), ...)`. The hash (of the assembly text) tells
+//! apart two copies with the same name and version from different sources. The only
+//! symbol meant to be shared, `stackful_context_slot` (csrc/context.c, weak), is not
+//! renamed.
 
 use std::env;
+use std::path::PathBuf;
 
 /// Architectures with a context-switch implementation in `asm/`.
 const SUPPORTED: &[(&str, &str)] = &[
@@ -25,6 +42,8 @@ fn main() {
     for (_, file) in SUPPORTED.iter().chain(SUPPORTED_WINDOWS) {
         println!("cargo:rerun-if-changed={file}");
     }
+    println!("cargo:rerun-if-changed=csrc/context.c");
+    println!("cargo:rerun-if-changed=include/stackful.h");
     println!("cargo:rerun-if-changed=build.rs");
 
     // AddressSanitizer (`-Zsanitizer=address`, nightly): the stack switches then tell
@@ -52,11 +71,44 @@ fn main() {
         );
     };
 
+    let source = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+    let prefix = symbol_prefix(&source);
+    println!("cargo:rustc-env=STACKFUL_SYM_PREFIX={prefix}");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let name = std::path::Path::new(file)
+        .file_name()
+        .expect("asm file name");
+    let renamed = out.join(name);
+    std::fs::write(&renamed, source.replace("stackful_", &prefix))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", renamed.display()));
+
     cc::Build::new()
-        .file(file)
+        .file(&renamed)
+        .file("csrc/context.c")
+        .include("include")
+        // csrc/context.c is a leaf called at every resume: no frame-pointer setup.
+        .flag_if_supported("-fomit-frame-pointer")
         // Recent GCC/clang warn about flags they do not use when assembling.
         .flag_if_supported("-Wno-unused-command-line-argument")
-        .compile("stackful_switch");
+        .compile(&format!("{prefix}switch"));
+}
+
+/// `stackful_<package>_<version>_<hash>_`: the prefix of this copy's private symbols
+/// (see the module docs), made of characters every assembler takes in a name.
+fn symbol_prefix(asm: &str) -> String {
+    let name = env::var("CARGO_PKG_NAME").unwrap_or_default();
+    let version = env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    // FNV-1a over the assembly text.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in asm.bytes() {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect()
+    };
+    format!("stackful_{}_{}_{hash:08x}_", clean(&name), clean(&version))
 }
 
 /// Whether the crate is compiled with `-Zsanitizer=address` (alone or in a list such

@@ -40,14 +40,16 @@ impl Transfer {
     }
 }
 
+// Every symbol of the assembly carries this copy's prefix (build.rs: no two copies of
+// the crate in one program share switch code).
 extern "C" {
     #[cfg(not(windows))]
-    #[link_name = "stackful_fiber_enter"]
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "fiber_enter")]
     fn fiber_enter(arg: usize, top: usize, entry: EntryFn) -> RawTransfer;
     // Windows: the new stack's Thread Information Block fields go along
     // (asm/x86_64_windows.S).
     #[cfg(windows)]
-    #[link_name = "stackful_fiber_enter"]
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "fiber_enter")]
     fn fiber_enter(
         arg: usize,
         top: usize,
@@ -58,17 +60,17 @@ extern "C" {
     // `switch_in`'s asm! block (asm/x86_64.S, asm/aarch64.S). The signature here
     // only names the symbol.
     #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows)))]
-    #[link_name = "stackful_fiber_switch_in"]
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "fiber_switch_in")]
     fn fiber_switch_in_custom();
     #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
-    #[link_name = "stackful_fiber_switch_in"]
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "fiber_switch_in")]
     fn fiber_switch_in(arg: usize, sp: usize, link: *mut usize) -> RawTransfer;
     // x86_64 and aarch64 suspend with inline assembly (src/switch_out.rs), except on
     // Windows, whose switch also saves xmm6-xmm15 and the TIB stack fields.
     #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(windows))))]
-    #[link_name = "stackful_fiber_switch_out"]
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "fiber_switch_out")]
     fn fiber_switch_out(arg: usize, link: *mut usize) -> usize;
-    #[link_name = "stackful_valgrind_request"]
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "valgrind_request")]
     fn valgrind_request(default: usize, args: *const [usize; 6]) -> usize;
 }
 

@@ -18,9 +18,12 @@
 //! * The resumer switches to the stack on which the coroutine suspended. That is
 //!   usually the coroutine's own stack, but `wait` inside a generator running inside
 //!   a `StackfulFuture` suspends the future's coroutine while on the generator's
-//!   stack. So every suspension records the stack it suspends on ([`CURRENT`], the
-//!   stack that the latest switch of this thread went to) in the coroutine's
-//!   [`Words`], and the next resume switches to that.
+//!   stack. So after every resume, the resumer records in the coroutine's [`Words`]
+//!   the stack that the coroutine left, as `__sanitizer_finish_switch_fiber` returns
+//!   it, and the next resume switches to that. (ASan's own per-thread bookkeeping is
+//!   the one thing every switch updates, whichever copy of this crate makes it: a
+//!   thread-local of our own would miss the switches of another copy whose
+//!   coroutines nest with ours.)
 //! * The coroutine switches back to whoever resumed it last: the bounds that
 //!   `__sanitizer_finish_switch_fiber` returns when it arrives (first entry, or the
 //!   return from a suspension), also kept in its [`Words`].
@@ -40,7 +43,6 @@
 //! its next user (the pool, a custom stack's owner, or a later mapping at the same
 //! address).
 
-use std::cell::Cell;
 use std::ffi::c_void;
 use std::ptr;
 
@@ -80,29 +82,6 @@ impl Bounds {
     };
 }
 
-thread_local! {
-    /// The stack that the latest switch of this thread went to (unknown until the
-    /// first switch; only suspensions read it, and they run after a resume set it).
-    static CURRENT: Cell<Bounds> = const { Cell::new(Bounds::UNKNOWN) };
-}
-
-/// Sets [`CURRENT`]. Out of line, as is [`current`]: a coroutine may be resumed on
-/// another thread than the one it suspended on (`SendFuture`), and an inlined access
-/// after a switch could reuse the thread-local's address computed before it (see
-/// `future::current_poll_state`). Each switch of a migrated coroutine then updates
-/// and reads the bookkeeping of the thread it runs on, which is what ASan's own
-/// per-thread state (`__sanitizer_{start,finish}_switch_fiber`) follows too.
-#[inline(never)]
-fn set_current(to: Bounds) {
-    CURRENT.with(|c| c.set(to));
-}
-
-/// Reads [`CURRENT`] (see [`set_current`]).
-#[inline(never)]
-fn current() -> Bounds {
-    CURRENT.with(Cell::get)
-}
-
 /// What ASan needs of a coroutine, in the words above its fiber top.
 #[repr(C)]
 struct Words {
@@ -130,7 +109,6 @@ fn words(link: *mut usize) -> *mut Words {
 /// stack's fake frames.
 #[inline(always)]
 unsafe fn leave(to: Bounds, save: bool) -> *mut c_void {
-    set_current(to);
     let mut fake_stack = ptr::null_mut();
     let save_to: *mut *mut c_void = if save {
         &mut fake_stack
@@ -187,14 +165,16 @@ pub(crate) unsafe fn before_resume(link: *mut usize) -> *mut c_void {
     unsafe { leave((*words(link)).suspended_on, true) }
 }
 
-/// Back from a resume, on the resumer's stack.
+/// Back from a resume of the coroutine of `link`, on the resumer's stack: records
+/// the stack it left (where it is suspended, if it is) for the next resume.
 ///
 /// # Safety
-/// `fake_stack` is what [`before_resume`] returned, and the coroutine just switched back.
+/// `fake_stack` is what [`before_resume`] returned, and the coroutine just switched
+/// back; its stack is still allocated.
 #[inline(always)]
-pub(crate) unsafe fn after_resume(fake_stack: *mut c_void) {
-    // SAFETY: per the caller.
-    unsafe { arrive(fake_stack) };
+pub(crate) unsafe fn after_resume(link: *mut usize, fake_stack: *mut c_void) {
+    // SAFETY: per the caller; the words are the coroutine's.
+    unsafe { (*words(link)).suspended_on = arrive(fake_stack) };
 }
 
 /// First thing on a coroutine's stack when it is first entered.
@@ -214,13 +194,9 @@ pub(crate) unsafe fn entered(link: *mut usize) {
 /// The coroutine of `link` is running and suspends next.
 #[inline(always)]
 pub(crate) unsafe fn before_suspend(link: *mut usize) -> *mut c_void {
-    let w = words(link);
-    // SAFETY: per the caller, the words are the running coroutine's; the stack that
-    // the latest switch went to is the one this suspension sits on.
-    unsafe {
-        (*w).suspended_on = current();
-        leave((*w).resumer, true)
-    }
+    // SAFETY: per the caller, the words are the running coroutine's (the resumer
+    // records where this suspension sits: `after_resume`).
+    unsafe { leave((*words(link)).resumer, true) }
 }
 
 /// Back in the coroutine of `link` after a suspension (on the stack it suspended on).

@@ -378,7 +378,7 @@ impl<'a> Fiber<'a> {
         unsafe {
             self.link
                 .sub(RESUMER_BELOW_LINK)
-                .write(crate::future::current_poll_state())
+                .write(crate::context::poll_state())
         };
         // SAFETY: the coroutine of `link` (set up by `new_inner`) is resumed next.
         #[cfg(stackful_asan)]
@@ -396,7 +396,7 @@ impl<'a> Fiber<'a> {
         // SAFETY: back from the resume announced above.
         #[cfg(stackful_asan)]
         unsafe {
-            crate::asan::after_resume(fake_stack)
+            crate::asan::after_resume(self.link, fake_stack)
         };
         // Suspended at `transfer.sp` (non-zero), unless this was the last switch.
         self.sp = transfer.sp;
@@ -507,7 +507,7 @@ pub(crate) unsafe fn trace_suspended(sp: usize, link: *mut usize) -> Option<Back
     // SAFETY: back from the resume announced above.
     #[cfg(stackful_asan)]
     unsafe {
-        crate::asan::after_resume(fake_stack)
+        crate::asan::after_resume(link, fake_stack)
     };
     if transfer.sp != sp || !is_suspension(transfer.data) {
         // The owner's `Fiber::sp` would now be wrong: nothing can repair that.
@@ -687,8 +687,7 @@ unsafe fn switch_out_announced(word: usize, link: *mut usize) -> usize {
     let arg = unsafe { arch::switch_out(word, link) };
     // Possibly on another thread now (`SendFuture`/`SendStream`): no thread-local may
     // be read here through an address computed before the switch. None is: the
-    // crate's thread-locals are only accessed out of line (see
-    // `future::current_poll_state`).
+    // crate's thread-locals are only accessed out of line (see `context`).
     // SAFETY: resumed, on the stack it suspended on.
     #[cfg(stackful_asan)]
     unsafe {
@@ -744,6 +743,17 @@ unsafe fn token_received(link: *mut usize, arg: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn begin_cancel(link: *mut usize) -> ! {
+    // SAFETY: forwarded.
+    unsafe { mark_cancelling(link) };
+    panic::resume_unwind(Box::new(Cancelled))
+}
+
+/// Records that the coroutine of `link` is being dropped: it must never suspend
+/// again.
+///
+/// # Safety
+/// As for [`begin_cancel`].
+unsafe fn mark_cancelling(link: *mut usize) {
     // SAFETY: the flags word and the poll-state word below LINK are ours (see the
     // layout above). The coroutine is never resumed again (it cannot suspend any
     // more), so the poll state recorded here stays: one that no poll has (poll states
@@ -754,7 +764,32 @@ unsafe fn begin_cancel(link: *mut usize) -> ! {
         *link.sub(FLAGS_BELOW_LINK) |= CANCELLING;
         link.sub(RESUMER_BELOW_LINK).write(NO_POLL_STATE);
     }
-    panic::resume_unwind(Box::new(Cancelled))
+}
+
+/// [`suspend`] for C callers (`include/stackful.h`), which cannot be unwound: if the
+/// coroutine is dropped meanwhile it is marked as cancelling (it never suspends
+/// again) and `None` is returned instead of unwinding; the C code returns an error
+/// to its Rust caller, and the coroutine then finishes (unwinding or returning).
+///
+/// # Safety
+/// As for [`suspend`].
+#[inline(never)]
+pub(crate) unsafe fn suspend_or_cancelled(link: *mut usize, word: usize) -> Option<usize> {
+    debug_assert!(is_suspension(word));
+    // SAFETY: forwarded: `link` is a live LINK slot of a running coroutine.
+    let mut arg = unsafe { switch_out_announced(word, link) };
+    while arg <= TOKEN_MAX {
+        if arg == CANCEL {
+            // SAFETY: just resumed with CANCEL.
+            unsafe { mark_cancelling(link) };
+            return None;
+        }
+        // SAFETY: as above; `arg` is a token other than CANCEL.
+        unsafe { token_received(link, arg) };
+        // SAFETY: as above.
+        arg = unsafe { switch_out_announced(word, link) };
+    }
+    Some(arg)
 }
 
 /// Whether the coroutine whose LINK slot is `link` is unwinding because it is being
@@ -771,7 +806,7 @@ pub(crate) unsafe fn is_cancelling(link: *mut usize) -> bool {
 /// Whether the poll state of the thread differs from the one in which the coroutine
 /// of `link` was last resumed (a poll of another coroutine started since, or `wait`
 /// started polling a future since): suspending it now would leave that poll
-/// half-done (see `YieldHandle::yeet` and `future::current_poll_state`). Also true
+/// half-done (see `YieldHandle::yeet` and `context::poll_state`). Also true
 /// once the coroutine is being cancelled ([`begin_cancel`] records [`NO_POLL_STATE`]),
 /// when it must not suspend either; [`is_cancelling`] tells the two apart.
 ///
@@ -780,7 +815,7 @@ pub(crate) unsafe fn is_cancelling(link: *mut usize) -> bool {
 #[inline(always)]
 pub(crate) unsafe fn poll_in_progress_since_resume(link: *mut usize) -> bool {
     // SAFETY: written by every `Fiber::resume` (and by `begin_cancel`).
-    unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::future::current_poll_state() }
+    unsafe { link.sub(RESUMER_BELOW_LINK).read() != crate::context::poll_state() }
 }
 
 /// Takes a panic payload out of an [`Event::Panic`].

@@ -1,153 +1,23 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
+use crate::context::{self, EnterFrame, PollFrame, Slot, WAIT_POLLING};
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
 use crate::Builder;
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
 use std::ptr;
 use std::task::{Context, Poll};
 
-/// What `wait` needs from the `StackfulFuture::poll` currently running its coroutine.
-struct PollFrame {
-    /// The task context of this poll (null while the future is being dropped).
-    cx: *mut Context<'static>,
-    /// LINK slot of the coroutine being polled.
-    link: *mut usize,
-    /// Whether the thread was already panicking when the outermost poll on this
-    /// thread began (a poll from a destructor during an unrelated unwind): tells an
-    /// unwind of a coroutine of the chain apart from the thread's (see
-    /// [`coroutine_is_unwinding`]). Set by [`EnterFrame::new`]: a nested poll (one
-    /// made from inside a coroutine) inherits it, since waiting there suspends the
-    /// whole chain; only the outermost poll asks the panic count.
-    panicking: Cell<bool>,
-}
-
-/// Whether the coroutine of the poll running on this thread is unwinding: it is being
-/// dropped, or a panic of its own, or of a coroutine of its chain (one that started
-/// since the outermost poll began), is propagating through it. False outside any poll, and when only the thread that polls
-/// it is panicking (a coroutine polled from a destructor during an unrelated unwind
-/// may wait as usual).
-// Out of line: it reads this crate's and std's thread-locals (see `current_poll_state`).
-#[cfg(any(feature = "futures-io", feature = "tokio"))]
-#[inline(never)]
-pub(crate) fn coroutine_is_unwinding() -> bool {
-    let frame = current_frame();
-    if frame.is_null() {
-        return false;
-    }
-    // SAFETY: CURRENT points at the PollFrame of the running poll (see `wait`).
-    let frame = unsafe { &*frame };
-    frame.cx.is_null() || (std::thread::panicking() && !frame.panicking.get())
-}
-
-/// The thread's poll bookkeeping, in one thread-local (one address computation).
-struct Current {
-    /// The innermost `StackfulFuture` being polled (or dropped) on this thread.
-    frame: Cell<*const PollFrame>,
-    /// Which poll is in progress on this thread, as one word: the LINK slot (an
-    /// address, word-aligned) of the coroutine whose `StackfulFuture`/`StackfulStream`
-    /// poll is current, with bit 0 ([`WAIT_POLLING`]) set while `wait` is inside the
-    /// poll of the future it waits on; 0 outside any poll. Recorded at every resume,
-    /// compared at every `yeet`: a coroutine may only suspend in the same poll state
-    /// it was resumed in, otherwise it would leave a poll half-done (and its frame or
-    /// task context dangling). Kept up to date by [`EnterFrame`] and `wait`, so that
-    /// the resume and the `yeet` each read one word (instead of following `frame`).
-    state: Cell<usize>,
-}
-
-/// Bit 0 of [`Current::state`]: `wait` is inside the poll of the future it waits on.
-const WAIT_POLLING: usize = 1;
-
-thread_local! {
-    static CURRENT: Current = const {
-        Current { frame: Cell::new(ptr::null()), state: Cell::new(0) }
-    };
-}
-
-// Every access to `CURRENT` goes through one of the `#[inline(never)]` functions
-// below, each of which loads or stores the value itself (none returns the address).
-//
-// Why: a coroutine can suspend on one thread and be resumed on another
-// (`SendFuture`, `SendStream`), and LLVM assumes that the address of a thread-local
-// does not change within a function (it is a constant, or `llvm.threadlocal.address`,
-// which is `memory(none)`): it may compute the address once and reuse it after a
-// context switch, which is opaque inline assembly to it (llvm/llvm-project#98479;
-// rust-lang/unsafe-code-guidelines#602). Inlined, an access after a switch, in the
-// same function or in a later iteration of a loop that suspends (`wait` in a loop,
-// a `yeet` per item, a generator resumed between two waits), could then read or
-// write the bookkeeping of the thread the coroutine left. Out of line, each access
-// computes the address on the thread it runs on; and since these functions read or
-// write memory, LLVM cannot merge two calls across a switch (which may write
-// memory) either, as it could with a function that only returned the address.
-// Nothing else in this crate touches `CURRENT`.
-
-/// Which poll is in progress on this thread (see [`Current::state`]).
-#[inline(never)]
-pub(crate) fn current_poll_state() -> usize {
-    CURRENT.with(|c| c.state.get())
-}
-
-/// The innermost poll frame of this thread (null outside any poll).
-#[inline(never)]
-fn current_frame() -> *const PollFrame {
-    CURRENT.with(|c| c.frame.get())
-}
-
-/// Both words of [`Current`] (what `wait` reads after each suspension).
-#[inline(never)]
-fn current_frame_and_state() -> (*const PollFrame, usize) {
-    CURRENT.with(|c| (c.frame.get(), c.state.get()))
-}
-
-/// Sets the poll state of this thread.
-#[inline(never)]
-fn set_poll_state(state: usize) {
-    CURRENT.with(|c| c.state.set(state));
-}
-
-/// Makes `frame` current for its lifetime; restores the previous frame and poll state
-/// on drop, also when a panic propagates.
-struct EnterFrame {
-    frame: *const PollFrame,
-    state: usize,
-}
-
-impl EnterFrame {
-    // Out of line, as every access to `CURRENT` (see above).
-    #[inline(never)]
-    fn new(frame: &PollFrame) -> Self {
-        CURRENT.with(|c| {
-            let outer = c.frame.replace(frame);
-            frame.panicking.set(if outer.is_null() {
-                std::thread::panicking()
-            } else {
-                // SAFETY: the outer frame belongs to the poll that runs the coroutine we
-                // are on; it lives on that caller's stack, blocked below us.
-                unsafe { (*outer).panicking.get() }
-            });
-            EnterFrame {
-                frame: outer,
-                state: c.state.replace(frame.link as usize),
-            }
-        })
-    }
-}
-
-impl Drop for EnterFrame {
-    // Out of line, as every access to `CURRENT` (see above).
-    #[inline(never)]
-    fn drop(&mut self) {
-        CURRENT.with(|c| {
-            c.frame.set(self.frame);
-            c.state.set(self.state);
-        });
-    }
-}
+// The coroutine currently running on this thread and the poll it runs in (what
+// `wait` needs) live in `crate::context`, shared with every other copy of the crate.
+// Every access to the thread's slot there is an opaque call computing its address on
+// the thread that makes it: a coroutine can suspend on one thread and be resumed on
+// another (`SendFuture`, `SendStream`), and LLVM may otherwise reuse an address
+// computed before a context switch (llvm/llvm-project#98479).
 
 /// A future running a closure on its own stack; created by [`stackful`].
 ///
@@ -454,11 +324,7 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
     generator: &mut StackfulGenerator<'_, Y, R, ()>,
     cx: &mut Context<'_>,
 ) -> usize {
-    let frame = PollFrame {
-        cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
-        link: generator.link(),
-        panicking: Cell::new(false),
-    };
+    let frame = PollFrame::new(cx, generator.link());
     let _enter = EnterFrame::new(&frame);
     // SAFETY: per the caller.
     unsafe { generator.resume_raw(()) }
@@ -468,11 +334,7 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
 /// `wait` in its destructors report the misuse instead of suspending.
 pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R, ()>) {
     if generator.is_suspended() {
-        let frame = PollFrame {
-            cx: ptr::null_mut(),
-            link: generator.link(),
-            panicking: Cell::new(false),
-        };
+        let frame = PollFrame::new(ptr::null_mut(), generator.link());
         let _enter = EnterFrame::new(&frame);
         generator.cancel();
     }
@@ -525,7 +387,9 @@ where
 /// * Inside the closure of a [`StackfulFuture`] (at any depth of calls, and inside
 ///   generators or other coroutines running within it), a pending `fut` suspends the
 ///   whole coroutine: the `StackfulFuture` returns `Pending` to its executor and
-///   `fut` is polled again when it wakes the task.
+///   `fut` is polled again when it wakes the task. This holds for the coroutines of
+///   every copy of the crate in the program (stackful 0.2 and later, under any
+///   package name; README, "Several copies of stackful in one program").
 /// * Anywhere else it blocks the calling thread until `fut` completes, parking the
 ///   thread between polls.
 ///
@@ -561,11 +425,12 @@ where
 // dearer (nesting_futures, 4 and 16 levels: 359 -> 409 and 1,235 -> 1,573 Ir) and
 // the wall-clock time of wait_pending_once was the same (BENCHMARKS.md).
 pub fn wait<T>(fut: impl Future<Output = T>) -> T {
-    let frame = current_frame();
-    if frame.is_null() {
+    let slot = context::slot();
+    // SAFETY: the slot is valid on this thread, and read at once.
+    if unsafe { (*slot).context }.is_null() {
         return block_on_thread(fut);
     }
-    wait_in_coroutine(pin!(fut), frame)
+    wait_in_coroutine(pin!(fut), slot)
 }
 
 /// `wait` outside a coroutine (out of line: it blocks the thread anyway).
@@ -574,36 +439,48 @@ fn block_on_thread<F: Future>(fut: F) -> F::Output {
     crate::block_on::block_on(fut)
 }
 
+/// `wait` inside a coroutine; `slot` is this thread's context slot (which holds a
+/// context).
 #[inline]
-fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, frame: *const PollFrame) -> T {
-    let mut current = (frame, current_poll_state());
+fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, mut slot: *mut Slot) -> T {
     loop {
-        let (frame, state) = current;
-        // SAFETY: CURRENT points at the PollFrame of the poll (or drop) that is running
-        // our coroutine; it lives on that caller's stack, which is blocked in the
-        // switch below us for as long as we run.
-        let f = unsafe { &*frame };
-        if f.cx.is_null() {
+        // The slot's address is used until the suspension below and no further: the
+        // coroutine does not leave this thread before (polling the future may switch
+        // to other coroutines, but they all return here), and may after.
+        // SAFETY: the slot is this thread's (computed on it since the last switch).
+        let (ctx, state) = unsafe { ((*slot).context, (*slot).state) };
+        // SAFETY: the slot points at the context of the poll (or drop) that is running
+        // our coroutine, published by whichever copy of the crate runs it; it lives
+        // on that caller's stack, which is blocked in the switch below us for as long
+        // as we run.
+        let c = unsafe { &*ctx };
+        let cx = c.task_context();
+        if cx.is_null() {
             crate::generator::suspend_while_cancelling("stackful::wait");
         }
         if state & WAIT_POLLING != 0 {
             nested_wait();
         }
-        set_poll_state(state | WAIT_POLLING);
-        let reset = ResetPolling(state);
+        // SAFETY: as above.
+        unsafe { (*slot).state = state | WAIT_POLLING };
+        let reset = ResetPolling { slot, state };
         // SAFETY: `cx` is the context of the poll running right now (non-null above).
-        let ready = poll_out_of_line(fut.as_mut(), unsafe { &mut *f.cx });
+        let ready = poll_out_of_line(fut.as_mut(), unsafe { &mut *cx });
         drop(reset);
         if let Poll::Ready(value) = ready {
             return value;
         }
-        // SAFETY: `f.link` is the LINK slot of the coroutine being polled, which is
-        // running (we are on it, or on a stack it resumed). The poll that resumes us
-        // passes a pointer to `()`, which we ignore.
-        unsafe { fiber::suspend(f.link, fiber::PENDING) };
-        // Resumed by the next poll, which installed its own frame, maybe on another
-        // thread (`SendFuture`): read out of line (see `current_poll_state`).
-        current = current_frame_and_state();
+        // SAFETY: `c` is current, its coroutine is running (we are on it, or on a
+        // stack it resumed), it is not being dropped and no `wait` polls in it (all
+        // checked above).
+        unsafe { c.suspend() };
+        // Resumed by the next poll, which published its own context, maybe on another
+        // thread (`SendFuture`): the slot afresh (see `crate::context`).
+        slot = context::slot();
+        // SAFETY: as above.
+        if unsafe { (*slot).context }.is_null() {
+            fiber::abort("a coroutine was resumed without a coroutine context");
+        }
     }
 }
 
@@ -611,20 +488,25 @@ fn wait_in_coroutine<T>(mut fut: Pin<&mut impl Future<Output = T>>, frame: *cons
 /// thread-locals (an executor's context, a cooperative budget), and inlined into the
 /// loop of `wait_in_coroutine` it could reuse, after a suspension that moved the
 /// coroutine to another thread, an address computed before (see
-/// `current_poll_state`).
+/// `crate::context`).
 #[inline(never)]
 fn poll_out_of_line<F: Future + ?Sized>(fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
     fut.poll(cx)
 }
 
 /// Restores the poll state from before `wait` polled its future (also on a panic);
-/// every poll started inside restored its own on the way out.
-struct ResetPolling(usize);
+/// every poll started inside restored its own on the way out. Dropped on the thread,
+/// and before the suspension, of its creation (see `wait_in_coroutine`).
+struct ResetPolling {
+    slot: *mut Slot,
+    state: usize,
+}
 
 impl Drop for ResetPolling {
     #[inline(always)]
     fn drop(&mut self) {
-        set_poll_state(self.0);
+        // SAFETY: the slot of this thread, still (see above).
+        unsafe { (*self.slot).state = self.state };
     }
 }
 
@@ -641,8 +523,11 @@ fn nested_wait() -> ! {
 /// Whether the calling code runs inside a [`StackfulFuture`] being polled on this
 /// thread, i.e. whether [`wait`] would suspend a coroutine rather than block the
 /// thread.
+///
+/// This sees the coroutines of every copy of the crate in the program (stackful 0.2
+/// and later): see the README, "Several copies of stackful in one program".
 pub fn in_stackful() -> bool {
-    !current_frame().is_null()
+    !context::current().is_null()
 }
 
 /// Lets other tasks run.

@@ -356,6 +356,7 @@ mod block_on;
 mod builder;
 #[cfg(doctest)]
 mod compile_fail;
+mod context;
 mod fiber;
 pub mod future;
 pub mod generator;

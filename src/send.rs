@@ -81,7 +81,7 @@ pub struct SendFuture<T> {
 // the coroutine and of everything on its stack (see `StackfulFuture::assume_send`).
 // The output leaves the coroutine only when it is finished, on the thread that polls,
 // hence `T: Send`. The crate's own state is migration-safe: its thread-locals are
-// read afresh after every switch (see `future::current_poll_state`), a default stack
+// read afresh after every switch (see `crate::context`), a default stack
 // belongs to no thread (it goes back to the pool of the thread that drops it), the
 // overflow registry is process-wide and each polling thread gets an alternate signal
 // stack (`poll` below).

@@ -941,6 +941,44 @@ fn yeet_after_a_wait_in_a_generator_resumed_by_a_stackful_future_is_fine() {
     assert_eq!(v, [0, 10, 20]);
 }
 
+/// The same, with the future's second poll made from deeper in the poller's stack (a
+/// different poll frame address) and from a boxed, moved future: the poll state a
+/// generator records names the coroutine being polled, not the poll's frame (a
+/// version that used the frame's address refused this yeet; AddressSanitizer's fake
+/// stack showed it).
+#[test]
+fn yeet_after_a_wait_when_the_next_poll_runs_elsewhere() {
+    let fut = stackful(|| {
+        let mut g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+            wait(pend_n(1, ()));
+            y.yeet(1);
+            2
+        });
+        match Pin::new(&mut g).resume(()) {
+            GeneratorState::Yielded(v) => v,
+            GeneratorState::Complete(v) => v,
+        }
+    });
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let mut fut = Box::new(fut);
+    assert!(Pin::new(&mut *fut).poll(&mut cx).is_pending());
+    // Moved (the future is Unpin), and polled from 8 frames further down.
+    let mut moved = *fut;
+    #[inline(never)]
+    fn poll_deeper(depth: u32, fut: &mut StackfulFuture<'_, u32>) -> Poll<u32> {
+        let pad = black_box([depth as u8; 256]);
+        if depth == 0 {
+            let mut cx = Context::from_waker(noop_waker_ref());
+            Pin::new(fut).poll(&mut cx)
+        } else {
+            let r = poll_deeper(depth - 1, fut);
+            black_box(&pad);
+            r
+        }
+    }
+    assert_eq!(poll_deeper(8, &mut moved), Poll::Ready(1));
+}
+
 const CHILD_WAIT_AFTER_YEET: &str =
     "wait_blocks_after_a_refused_yeet_from_inside_a_stackful_future";
 

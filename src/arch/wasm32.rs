@@ -21,9 +21,14 @@ pub(crate) struct Transfer {
 /// normally (it ends by switching out for the last time).
 pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, link: *mut usize) -> !;
 
+// Every symbol of the assembly carries this copy's prefix (build.rs: no two copies of
+// the crate in one program share switch code), and so do the functions it calls.
 extern "C" {
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "wasm_resume")]
     fn stackful_wasm_resume(arg: usize, rec: *mut usize, fresh: u32) -> usize;
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "wasm_suspend")]
     fn stackful_wasm_suspend(arg: usize, target: *mut usize) -> usize;
+    #[link_name = concat!(env!("STACKFUL_SYM_PREFIX"), "wasm_save_peak")]
     static stackful_wasm_save_peak: usize;
 }
 
@@ -198,7 +203,7 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or("?")
 }
 
-#[no_mangle]
+#[export_name = concat!(env!("STACKFUL_SYM_PREFIX"), "wasm_save_buffer_overflow")]
 #[cold]
 extern "C" fn stackful_wasm_save_buffer_overflow(needed: usize, size: usize) -> ! {
     let (mut a, mut b) = ([0; 20], [0; 20]);
@@ -213,7 +218,7 @@ extern "C" fn stackful_wasm_save_buffer_overflow(needed: usize, size: usize) -> 
     ])
 }
 
-#[no_mangle]
+#[export_name = concat!(env!("STACKFUL_SYM_PREFIX"), "wasm_stack_overflow")]
 #[cold]
 extern "C" fn stackful_wasm_stack_overflow(_rec: usize) -> ! {
     fatal(&[
@@ -223,7 +228,7 @@ extern "C" fn stackful_wasm_stack_overflow(_rec: usize) -> ! {
     ])
 }
 
-#[no_mangle]
+#[export_name = concat!(env!("STACKFUL_SYM_PREFIX"), "wasm_bad_suspend")]
 #[cold]
 extern "C" fn stackful_wasm_bad_suspend() -> ! {
     fatal(&["stackful: fatal: a coroutine suspended while no coroutine was running; aborting\n"])

@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Wake, Waker};
 pub(crate) fn wait_io<T>(
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
 ) -> io::Result<T> {
-    if crate::future::coroutine_is_unwinding() {
+    if crate::context::coroutine_is_unwinding() {
         let waker = Waker::from(Arc::new(NoopWake));
         return match poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(result) => result,

@@ -271,7 +271,7 @@ fn lookup_slab(addr: usize) -> Option<usize> {
 /// calling thread if it has none (once per thread).
 ///
 /// Out of line: it reads thread-locals, and may be called from coroutine code that
-/// moves between threads (see `future::current_poll_state`).
+/// moves between threads (see `crate::context`).
 #[inline(never)]
 pub(crate) fn prepare_thread() {
     INSTALL.call_once(install);

@@ -424,7 +424,7 @@ pub fn clear_thread_pool() {
 // inlined: a coroutine that creates or drops another one can be suspended between two
 // such accesses and resumed on another thread (`SendFuture`), and LLVM may reuse a
 // thread-local's address computed before the switch within a function (see
-// `future::current_poll_state`). Each call computes it on the thread it runs on, and
+// `crate::context`). Each call computes it on the thread it runs on, and
 // reads or writes memory, so two calls are not merged across a switch either. The
 // other accesses are in functions that never suspend and are not inlined into
 // coroutine code (`take_slow`, `drop_slow`, and the small ones marked

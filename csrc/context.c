@@ -1,0 +1,46 @@
+/*
+ * The one symbol that every copy of stackful in a program shares (src/context.rs,
+ * include/stackful.h): the address of this thread's slot, which holds the context of
+ * the coroutine poll running on it and the poll state.
+ *
+ * Calling convention: the platform's C ABI; no stack frame worth describing (a leaf
+ * that returns the address of a thread-local).
+ *
+ * Linkage: weak. Every copy of the crate compiles this file and defines the symbol;
+ * the linker keeps one definition (the first it meets) and every copy calls it, so
+ * they all read and write the same slot. Any definition will do, which is why it must
+ * never change: version the context, never this function. On Windows (PE/COFF, GNU
+ * ld) a weak definition in a static library does not satisfy an undefined reference
+ * (the member is never loaded for it), so there the definition is an ordinary one:
+ * it sits alone in its object file, and a linker loads an archive member only for a
+ * symbol still undefined, so the second copy's member is never loaded either (unless
+ * forced with --whole-archive, which then reports the duplicate instead of merging
+ * silently).
+ *
+ * Thread-locals and coroutines: a coroutine may be resumed on another thread, so
+ * callers must not keep the returned address across a suspension. It is a real call
+ * (noinline, and across a language boundary), so each call computes the address on
+ * the thread that makes it; and the empty asm statement that clobbers memory keeps an
+ * optimiser that can see this body (cross-language LTO) from deducing that it only
+ * computes an address, which would let it merge two calls across a context switch.
+ */
+#include "stackful.h"
+
+#if defined(__wasm__) && !defined(__wasm_atomics__)
+/* Single-threaded WebAssembly (wasm32-wasip1): a plain global. */
+#define STACKFUL_THREAD_LOCAL
+#else
+#define STACKFUL_THREAD_LOCAL __thread
+#endif
+
+#if defined(_WIN32)
+#define STACKFUL_SHARED_LINKAGE __attribute__((noinline))
+#else
+#define STACKFUL_SHARED_LINKAGE __attribute__((weak, noinline))
+#endif
+
+STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
+    static STACKFUL_THREAD_LOCAL struct stackful_slot slot;
+    __asm__ __volatile__("" ::: "memory");
+    return &slot;
+}
