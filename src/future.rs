@@ -1,6 +1,7 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
+use crate::budget::{Limit, PollBudget};
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
@@ -13,7 +14,13 @@ use std::ptr;
 use std::task::{Context, Poll};
 
 /// What `wait` needs from the `StackfulFuture::poll` currently running its coroutine.
+///
+/// `repr(C)` with the budget first: a pointer to the frame is a pointer to its budget
+/// (see [`current_budget`]).
+#[repr(C)]
 struct PollFrame {
+    /// The yield budget of this poll (`crate::budget`).
+    budget: PollBudget,
     /// The task context of this poll (null while the future is being dropped).
     cx: *mut Context<'static>,
     /// LINK slot of the coroutine being polled.
@@ -84,7 +91,9 @@ thread_local! {
 // computes the address on the thread it runs on; and since these functions read or
 // write memory, LLVM cannot merge two calls across a switch (which may write
 // memory) either, as it could with a function that only returned the address.
-// Nothing else in this crate touches `CURRENT`.
+// Nothing else in this crate touches `CURRENT`, except `current_budget`, which is
+// inlined only into the out-of-line functions of `crate::budget`, each of which reads
+// it once and touches no thread-local after anything that may suspend.
 
 /// Which poll is in progress on this thread (see [`Current::state`]).
 #[inline(never)]
@@ -96,6 +105,23 @@ pub(crate) fn current_poll_state() -> usize {
 #[inline(never)]
 fn current_frame() -> *const PollFrame {
     CURRENT.with(|c| c.frame.get())
+}
+
+/// The budget of the innermost poll on this thread (the first field of its frame), or
+/// null outside any poll. Only for the `#[inline(never)]` functions of
+/// `crate::budget` (see above): inlined there, it saves them a second call.
+#[inline(always)]
+pub(crate) fn current_budget() -> *const PollBudget {
+    CURRENT.with(|c| c.frame.get().cast::<PollBudget>())
+}
+
+/// Whether a coroutine running here could suspend now, as `wait` would: inside the
+/// poll of a coroutine future or stream, not while it is being dropped, and not inside
+/// the poll of a future that `wait` is polling.
+pub(crate) fn can_suspend_here() -> bool {
+    let (frame, state) = current_frame_and_state();
+    // SAFETY: a non-null frame is the PollFrame of the running poll (see `wait`).
+    !frame.is_null() && !unsafe { (*frame).cx.is_null() } && state & WAIT_POLLING == 0
 }
 
 /// Both words of [`Current`] (what `wait` reads after each suspension).
@@ -175,6 +201,8 @@ impl Drop for EnterFrame {
 #[must_use = "futures do nothing unless polled"]
 pub struct StackfulFuture<'a, T> {
     generator: StackfulGenerator<'a, (), T, ()>,
+    /// Its yield budget per poll (`crate::budget`).
+    budget: Limit,
 }
 
 impl<'a, T> StackfulFuture<'a, T> {
@@ -310,7 +338,19 @@ impl<'a, T> StackfulFuture<'a, T> {
         // A future's generator yields nothing and takes `()`.
         let generator =
             unsafe { StackfulGenerator::on_stack_inline(stack, on_leak, move |_: &_, ()| f())? };
-        Ok(StackfulFuture { generator })
+        Ok(StackfulFuture {
+            generator,
+            budget: Limit::process_default(),
+        })
+    }
+
+    /// Sets the yield budget to the builder's, if it sets one (the process default
+    /// otherwise, from `on_stack`).
+    pub(crate) fn budget_from(mut self, builder: &Builder) -> Self {
+        if let Some(limit) = builder.budget_limit() {
+            self.budget = limit;
+        }
+        self
     }
 
     /// Whether the closure has finished (the future returned `Ready` or panicked).
@@ -366,7 +406,7 @@ impl<T> Future for StackfulFuture<'_, T> {
             check_first_poll(this.generator.state());
         }
         // SAFETY: the state was checked above.
-        let word = unsafe { poll_coroutine(&mut this.generator, cx) };
+        let word = unsafe { poll_coroutine(&mut this.generator, cx, this.budget) };
         if word == fiber::PENDING {
             Poll::Pending
         } else {
@@ -431,7 +471,8 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
 }
 
 /// Resumes the coroutine of a future or stream for one poll with `cx`: makes it
-/// current for `wait`, resumes it, and returns its word (see [`fiber::decode`]).
+/// current for `wait`, resumes it with a full yield budget of `budget`, and returns
+/// its word (see [`fiber::decode`]).
 ///
 /// # Safety
 /// The generator is `Fresh` or `Suspended`.
@@ -439,8 +480,10 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
 pub(crate) unsafe fn poll_coroutine<Y, R>(
     generator: &mut StackfulGenerator<'_, Y, R, ()>,
     cx: &mut Context<'_>,
+    budget: Limit,
 ) -> usize {
     let frame = PollFrame {
+        budget: PollBudget::new(budget),
         cx: (cx as *mut Context<'_>).cast::<Context<'static>>(),
         link: generator.link(),
         panicking: Cell::new(false),
@@ -455,6 +498,8 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
 pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R, ()>) {
     if generator.is_suspended() {
         let frame = PollFrame {
+            // Nothing can yield while the coroutine is dropped.
+            budget: PollBudget::new(Limit::OFF),
             cx: ptr::null_mut(),
             link: generator.link(),
             panicking: Cell::new(false),

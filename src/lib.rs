@@ -43,6 +43,9 @@
 //!   trait for custom stacks.
 //! * [`in_stackful`] tells whether `wait` would suspend; [`yield_now`] lets other
 //!   tasks run.
+//! * [`budget`]: a cooperative yield budget for CPU-bound synchronous code
+//!   ([`budget::consume`] at loop back-edges yields every N units;
+//!   [`Builder::yield_budget`] sets N per coroutine).
 //!
 //! ## Executors
 //!
@@ -349,6 +352,7 @@ mod arch;
 #[cfg(stackful_asan)]
 mod asan;
 mod block_on;
+pub mod budget;
 mod builder;
 #[cfg(doctest)]
 mod compile_fail;

@@ -1,5 +1,6 @@
 //! Async streams written as synchronous generators: [`stream`].
 
+use crate::budget::Limit;
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::future::{cancel_coroutine, poll_coroutine};
 use crate::generator::{resume_misuse, StackfulGenerator, YieldHandle};
@@ -29,6 +30,8 @@ use std::task::{Context, Poll};
 #[must_use = "streams do nothing unless polled"]
 pub struct StackfulStream<'a, T> {
     generator: StackfulGenerator<'a, T, (), ()>,
+    /// Its yield budget per poll (`crate::budget`).
+    budget: Limit,
 }
 
 /// The handle a [`stream`]'s closure uses to produce items.
@@ -176,7 +179,19 @@ impl<'a, T> StackfulStream<'a, T> {
                 })
             })?
         };
-        Ok(StackfulStream { generator })
+        Ok(StackfulStream {
+            generator,
+            budget: Limit::process_default(),
+        })
+    }
+
+    /// Sets the yield budget to the builder's, if it sets one (the process default
+    /// otherwise, from `on_stack`).
+    pub(crate) fn budget_from(mut self, builder: &Builder) -> Self {
+        if let Some(limit) = builder.budget_limit() {
+            self.budget = limit;
+        }
+        self
     }
 
     /// Whether the stream has ended (returned `Ready(None)`) or panicked.
@@ -204,7 +219,7 @@ impl<T> Stream for StackfulStream<'_, T> {
             state => resume_misuse("StackfulStream", state),
         }
         // SAFETY: the state was checked above.
-        let word = unsafe { poll_coroutine(&mut this.generator, cx) };
+        let word = unsafe { poll_coroutine(&mut this.generator, cx, this.budget) };
         // SAFETY: a fresh word from our coroutine, which yields T and returns ().
         unsafe {
             match fiber::decode(word) {
