@@ -505,7 +505,9 @@ fn no_yield_where_suspending_is_impossible() {
     assert_eq!(poll_count(fut), ((false, false, Some(5)), 2));
 
     // Destructors of a coroutine being dropped.
-    struct ConsumeOnDrop(Rc<Cell<Option<(bool, Option<usize>)>>>);
+    /// What the destructor saw: `should_yield()` and `remaining()`.
+    type Seen = Rc<Cell<Option<(bool, Option<usize>)>>>;
+    struct ConsumeOnDrop(Seen);
     impl Drop for ConsumeOnDrop {
         fn drop(&mut self) {
             for _ in 0..10 {
@@ -724,4 +726,58 @@ fn migrated_meter() {
     let here = std::thread::current().id();
     assert!(threads[..9].iter().all(|&t| t == here), "{threads:?}");
     assert!(threads[9..].iter().all(|&t| t != here), "{threads:?}");
+}
+
+/// A budget yield from a destructor while the coroutine unwinds from its own panic:
+/// it suspends mid-unwind like a `wait` there would, and the panic comes out of the
+/// next poll with its payload.
+#[cfg(panic = "unwind")]
+#[test]
+fn budget_yield_while_unwinding() {
+    struct ConsumeOnDrop;
+    impl Drop for ConsumeOnDrop {
+        fn drop(&mut self) {
+            budget::consume(5);
+        }
+    }
+    let mut fut = Builder::new()
+        .yield_budget(3)
+        .future(|| {
+            let _guard = ConsumeOnDrop;
+            panic!("boom");
+        })
+        .unwrap();
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Pin::new(&mut fut).poll(&mut cx).is_pending()
+    }));
+    assert!(
+        matches!(first, Ok(true)),
+        "the destructor's budget yield suspends"
+    );
+    let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = Pin::new(&mut fut).poll(&mut cx);
+    }));
+    let payload = second.expect_err("the panic resumes and comes out of the poll");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    assert!(fut.is_complete());
+}
+
+/// A generator resumed from async code that `wait` polls cannot yield its future's
+/// coroutine: its budget refills there instead (no panic).
+#[test]
+fn generator_inside_waits_poll() {
+    let fut = Builder::new()
+        .yield_budget(4)
+        .future(|| {
+            let gen = StackfulGenerator::new(|y: &YieldHandle<bool>, ()| {
+                for _ in 0..10 {
+                    budget::consume(1);
+                }
+                y.yeet(budget::should_yield());
+            });
+            wait(async move { gen.collect::<Vec<_>>() })
+        })
+        .unwrap();
+    assert_eq!(poll_count(fut), (vec![false], 1));
 }
