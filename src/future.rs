@@ -199,6 +199,10 @@ impl Drop for EnterFrame {
 /// assert_send(stackful::stackful(|| 1));
 /// ```
 #[must_use = "futures do nothing unless polled"]
+// `repr(C)`: the generator first, at the future's own address, as before the budget
+// was added (laid out first, the budget cost the poll path a register and 3
+// instructions).
+#[repr(C)]
 pub struct StackfulFuture<'a, T> {
     generator: StackfulGenerator<'a, (), T, ()>,
     /// Its yield budget per poll (`crate::budget`).

@@ -28,6 +28,8 @@ use std::task::{Context, Poll};
 /// assert_send(stackful::stream(|y: &stackful::StreamHandle<u8>| y.yield_item(1)));
 /// ```
 #[must_use = "streams do nothing unless polled"]
+// `repr(C)`: the generator first (see `StackfulFuture`).
+#[repr(C)]
 pub struct StackfulStream<'a, T> {
     generator: StackfulGenerator<'a, T, (), ()>,
     /// Its yield budget per poll (`crate::budget`).
