@@ -64,9 +64,9 @@
 //! or [`StackfulStream`](crate::StackfulStream) being polled on the thread, and it
 //! **refills at every poll**: it counts the units consumed since the coroutine was
 //! last resumed by its executor (after a budget yield, a [`yield_now`](crate::yield_now)
-//! or a [`wait`](crate::wait) that suspended). So a coroutine never runs more than its
-//! budget between two returns to its executor, whatever mix of waits and loops it
-//! runs.
+//! or a [`wait`](crate::wait) that suspended). So a coroutine that charges through
+//! [`consume`] never consumes more than its budget between two returns to its
+//! executor, whatever mix of waits and loops it runs (for a [`Meter`], see there).
 //!
 //! * **Generators** have no executor to yield to: code in a generator charges the
 //!   budget of the future or stream that runs it (if any; a budget yield then suspends
