@@ -279,10 +279,11 @@
 //!   process aborts with a message instead.
 //! * **Thread-locals** are the hazard no type rules out, because a coroutine's stack
 //!   outlives the calls it suspended in:
-//!   - do not suspend (`wait`, `yeet`, `yield_item`, `yield_now`) inside
-//!     `LocalKey::with` or a `thread_local!` lazy initializer: another coroutine on
-//!     the same thread that initializes the same key while the first is suspended
-//!     makes std drop the value the first one still borrows (use-after-free);
+//!   - do not suspend (`wait`, `yeet`, `yield_item`, `yield_now`, and
+//!     `budget::consume`/`Meter::consume`, which may yield) inside `LocalKey::with`
+//!     or a `thread_local!` lazy initializer: another coroutine on the same thread
+//!     that initializes the same key while the first is suspended makes std drop
+//!     the value the first one still borrows (use-after-free);
 //!   - do not suspend while holding a `std::sync::Mutex` guard, or inside a
 //!     `Once`/`OnceLock`/`LazyLock` initializer: another coroutine of the same thread
 //!     that takes the lock or initializes the cell deadlocks the thread, with no
