@@ -1,5 +1,6 @@
 //! [`Builder`]: coroutines with a chosen stack size, and fallible construction.
 
+use crate::budget::Limit;
 use crate::fiber::OnLeak;
 use crate::future::StackfulFuture;
 use crate::generator::{StackfulGenerator, YieldHandle};
@@ -23,6 +24,8 @@ use std::io;
 pub struct Builder {
     stack_size: usize,
     save_buffer_size: usize,
+    /// The yield budget in units (0: off), or `None` for the process default.
+    yield_budget: Option<usize>,
 }
 
 impl Default for Builder {
@@ -38,6 +41,7 @@ impl Builder {
         Builder {
             stack_size: DEFAULT_STACK_SIZE,
             save_buffer_size: DEFAULT_SAVE_BUFFER_SIZE,
+            yield_budget: None,
         }
     }
 
@@ -75,6 +79,40 @@ impl Builder {
         self.save_buffer_size
     }
 
+    /// Sets the cooperative yield budget of the futures and streams this builder
+    /// makes: after `units` units of [`budget::consume`](crate::budget::consume) in one
+    /// poll, the coroutine yields once to its executor (see [`crate::budget`]). 0 turns
+    /// it off for them. Unless set, they take the process-wide default when they are
+    /// created ([`budget::set_default_budget`](crate::budget::set_default_budget),
+    /// [`budget::DEFAULT_BUDGET`](crate::budget::DEFAULT_BUDGET) units at start).
+    /// Generators have no budget of their own (see [`crate::budget`]).
+    ///
+    /// ```
+    /// use stackful::{budget, Builder};
+    ///
+    /// let fut = Builder::new().yield_budget(1_000).future(|| {
+    ///     budget::consume(1);
+    ///     budget::remaining()
+    /// })?;
+    /// assert_eq!(futures::executor::block_on(fut), Some(999));
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
+    pub const fn yield_budget(mut self, units: usize) -> Self {
+        self.yield_budget = Some(units);
+        self
+    }
+
+    /// The yield budget set with [`yield_budget`](Builder::yield_budget) (0: off), or
+    /// `None` if it is left to the process-wide default.
+    pub const fn get_yield_budget(&self) -> Option<usize> {
+        self.yield_budget
+    }
+
+    /// The budget limit to give the coroutine, if the builder sets one.
+    pub(crate) fn budget_limit(&self) -> Option<Limit> {
+        self.yield_budget.map(Limit::from_units)
+    }
+
     #[inline]
     pub(crate) fn stack(&self) -> io::Result<StackStorage<'static>> {
         StackStorage::default_with_size(self.stack_size, self.save_buffer_size)
@@ -93,7 +131,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
     {
         // SAFETY: the closure is 'static and the stack is ours.
-        unsafe { StackfulFuture::on_stack(self.stack()?, OnLeak::Leak, f) }
+        Ok(unsafe { StackfulFuture::on_stack(self.stack()?, OnLeak::Leak, f)? }.budget_from(&self))
     }
 
     /// Creates a [`StackfulGenerator`] running `f` (`'static`, with `'static` yield
@@ -127,7 +165,7 @@ impl Builder {
         T: 'static,
     {
         // SAFETY: the closure and T are 'static and the stack is ours.
-        unsafe { StackfulStream::on_stack(self.stack()?, OnLeak::Leak, f) }
+        Ok(unsafe { StackfulStream::on_stack(self.stack()?, OnLeak::Leak, f)? }.budget_from(&self))
     }
 
     /// Creates a [`StackfulFuture`] running `f`, which may borrow for `'a`.
@@ -144,7 +182,10 @@ impl Builder {
     {
         // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
         // leaks.
-        unsafe { StackfulFuture::on_stack(self.stack()?, OnLeak::Abort, f) }
+        Ok(
+            unsafe { StackfulFuture::on_stack(self.stack()?, OnLeak::Abort, f)? }
+                .budget_from(&self),
+        )
     }
 
     /// Creates a [`StackfulGenerator`] running `f`, which (like `Y` and `Resume`) may
@@ -182,6 +223,9 @@ impl Builder {
     {
         // SAFETY: forwarded to our caller; dropping it unfinished aborts rather than
         // leaks.
-        unsafe { StackfulStream::on_stack(self.stack()?, OnLeak::Abort, f) }
+        Ok(
+            unsafe { StackfulStream::on_stack(self.stack()?, OnLeak::Abort, f)? }
+                .budget_from(&self),
+        )
     }
 }

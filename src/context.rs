@@ -57,6 +57,7 @@
 
 use crate::fiber;
 use std::cell::Cell;
+use crate::budget::{Limit, PollBudget};
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -133,13 +134,17 @@ pub(crate) struct PollFrame {
     shared: SharedContext,
     /// LINK slot of the coroutine being polled.
     link: *mut usize,
+    /// The yield budget of this poll (`crate::budget`). Private to this copy for now:
+    /// `budget::consume` of another copy does not see it (a later ABI version may
+    /// publish it).
+    budget: PollBudget,
 }
 
 impl PollFrame {
     /// A frame for a poll of the coroutine of `link` with `cx`, or for its drop
     /// (`cx` null).
     #[inline(always)]
-    pub(crate) fn new(cx: *mut Context<'_>, link: *mut usize) -> Self {
+    pub(crate) fn new(cx: *mut Context<'_>, link: *mut usize, budget: Limit) -> Self {
         PollFrame {
             shared: SharedContext {
                 version: VERSION,
@@ -149,7 +154,39 @@ impl PollFrame {
                 thread_was_panicking: Cell::new(0),
             },
             link,
+            budget: PollBudget::new(budget),
         }
+    }
+}
+
+/// The yield budget of the innermost poll on this thread if this copy published it,
+/// null otherwise (outside any poll, or in a poll of another copy's coroutine). Only
+/// for the `#[inline(never)]` functions of `crate::budget`, which use it at once and
+/// touch no thread-local after anything that may suspend.
+#[inline(always)]
+pub(crate) fn current_budget() -> *const PollBudget {
+    let ctx = current();
+    // SAFETY: a published context lives as long as it is in the slot; one published by
+    // this copy is the first field of a `PollFrame` (`repr(C)`).
+    unsafe {
+        if ctx.is_null() || !(*ctx).is_ours() {
+            return ptr::null();
+        }
+        &(*ctx.cast::<PollFrame>()).budget
+    }
+}
+
+/// Whether a coroutine running here could suspend now, as `wait` would: inside the
+/// poll of a coroutine future or stream (of any copy), not while it is being dropped,
+/// and not inside the poll of a future that a `wait` is polling.
+#[inline(never)]
+pub(crate) fn can_suspend_here() -> bool {
+    let slot = slot();
+    // SAFETY: the slot is valid for this call; a published context lives as long as
+    // it is in the slot.
+    unsafe {
+        let ctx = (*slot).context;
+        !ctx.is_null() && !(*ctx).cx.is_null() && (*slot).state & WAIT_POLLING == 0
     }
 }
 

@@ -2,6 +2,7 @@
 //! synchronous code into a future.
 
 use crate::context::{self, EnterFrame, PollFrame, Slot, WAIT_POLLING};
+use crate::budget::Limit;
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
@@ -43,8 +44,14 @@ use std::task::{Context, Poll};
 /// assert_send(stackful::stackful(|| 1));
 /// ```
 #[must_use = "futures do nothing unless polled"]
+// `repr(C)`: the generator first, at the future's own address, as before the budget
+// was added (laid out first, the budget cost the poll path a register and 3
+// instructions).
+#[repr(C)]
 pub struct StackfulFuture<'a, T> {
     generator: StackfulGenerator<'a, (), T, ()>,
+    /// Its yield budget per poll (`crate::budget`).
+    budget: Limit,
 }
 
 impl<'a, T> StackfulFuture<'a, T> {
@@ -194,7 +201,19 @@ impl<'a, T> StackfulFuture<'a, T> {
             unsafe { StackfulGenerator::on_stack_inline(stack, on_leak, move |_: &_, ()| f())? };
         #[cfg(feature = "registry")]
         generator.set_registry_kind(crate::registry::Kind::Future);
-        Ok(StackfulFuture { generator })
+        Ok(StackfulFuture {
+            generator,
+            budget: Limit::process_default(),
+        })
+    }
+
+    /// Sets the yield budget to the builder's, if it sets one (the process default
+    /// otherwise, from `on_stack`).
+    pub(crate) fn budget_from(mut self, builder: &Builder) -> Self {
+        if let Some(limit) = builder.budget_limit() {
+            self.budget = limit;
+        }
+        self
     }
 
     /// Whether the closure has finished (the future returned `Ready` or panicked).
@@ -250,7 +269,7 @@ impl<T> Future for StackfulFuture<'_, T> {
             check_first_poll(this.generator.state());
         }
         // SAFETY: the state was checked above.
-        let word = unsafe { poll_coroutine(&mut this.generator, cx) };
+        let word = unsafe { poll_coroutine(&mut this.generator, cx, this.budget) };
         if word == fiber::PENDING {
             Poll::Pending
         } else {
@@ -315,7 +334,8 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
 }
 
 /// Resumes the coroutine of a future or stream for one poll with `cx`: makes it
-/// current for `wait`, resumes it, and returns its word (see [`fiber::decode`]).
+/// current for `wait`, resumes it with a full yield budget of `budget`, and returns
+/// its word (see [`fiber::decode`]).
 ///
 /// # Safety
 /// The generator is `Fresh` or `Suspended`.
@@ -323,8 +343,9 @@ impl<T> std::fmt::Debug for StackfulFuture<'_, T> {
 pub(crate) unsafe fn poll_coroutine<Y, R>(
     generator: &mut StackfulGenerator<'_, Y, R, ()>,
     cx: &mut Context<'_>,
+    budget: Limit,
 ) -> usize {
-    let frame = PollFrame::new(cx, generator.link());
+    let frame = PollFrame::new(cx, generator.link(), budget);
     let _enter = EnterFrame::new(&frame);
     // SAFETY: per the caller.
     unsafe { generator.resume_raw(()) }
@@ -334,7 +355,8 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
 /// `wait` in its destructors report the misuse instead of suspending.
 pub(crate) fn cancel_coroutine<Y, R>(generator: &mut StackfulGenerator<'_, Y, R, ()>) {
     if generator.is_suspended() {
-        let frame = PollFrame::new(ptr::null_mut(), generator.link());
+        // Nothing can yield while the coroutine is dropped.
+        let frame = PollFrame::new(ptr::null_mut(), generator.link(), Limit::OFF);
         let _enter = EnterFrame::new(&frame);
         generator.cancel();
     }

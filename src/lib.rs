@@ -43,6 +43,9 @@
 //!   trait for custom stacks.
 //! * [`in_stackful`] tells whether `wait` would suspend; [`yield_now`] lets other
 //!   tasks run.
+//! * [`budget`]: a cooperative yield budget for CPU-bound synchronous code
+//!   ([`budget::consume`] at loop back-edges yields every N units;
+//!   [`Builder::yield_budget`] sets N per coroutine).
 //!
 //! ## Executors
 //!
@@ -280,10 +283,11 @@
 //!   process aborts with a message instead.
 //! * **Thread-locals** are the hazard no type rules out, because a coroutine's stack
 //!   outlives the calls it suspended in:
-//!   - do not suspend (`wait`, `yeet`, `yield_item`, `yield_now`) inside
-//!     `LocalKey::with` or a `thread_local!` lazy initializer: another coroutine on
-//!     the same thread that initializes the same key while the first is suspended
-//!     makes std drop the value the first one still borrows (use-after-free);
+//!   - do not suspend (`wait`, `yeet`, `yield_item`, `yield_now`, and
+//!     `budget::consume`/`Meter::consume`, which may yield) inside `LocalKey::with`
+//!     or a `thread_local!` lazy initializer: another coroutine on the same thread
+//!     that initializes the same key while the first is suspended makes std drop
+//!     the value the first one still borrows (use-after-free);
 //!   - do not suspend while holding a `std::sync::Mutex` guard, or inside a
 //!     `Once`/`OnceLock`/`LazyLock` initializer: another coroutine of the same thread
 //!     that takes the lock or initializes the cell deadlocks the thread, with no
@@ -353,6 +357,7 @@ mod arch;
 #[cfg(stackful_asan)]
 mod asan;
 mod block_on;
+pub mod budget;
 mod builder;
 #[cfg(doctest)]
 mod compile_fail;

@@ -574,7 +574,8 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         T: 'scope,
     {
         // SAFETY: as in `generator_on`.
-        let future = unsafe { StackfulFuture::on_stack(stack, OnLeak::Abort, f)? };
+        let future = unsafe { StackfulFuture::on_stack(stack, OnLeak::Abort, f)? }
+            .budget_from(&self.builder);
         Ok(ScopedFuture {
             entry: self.scope.adopt(future),
         })
@@ -591,7 +592,8 @@ impl<'scope, 'env> ScopedBuilder<'scope, 'env> {
         T: 'scope,
     {
         // SAFETY: as in `generator_on`.
-        let stream = unsafe { StackfulStream::on_stack(stack, OnLeak::Abort, f)? };
+        let stream = unsafe { StackfulStream::on_stack(stack, OnLeak::Abort, f)? }
+            .budget_from(&self.builder);
         Ok(ScopedStream {
             entry: self.scope.adopt(stream),
         })

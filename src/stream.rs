@@ -1,5 +1,6 @@
 //! Async streams written as synchronous generators: [`stream`].
 
+use crate::budget::Limit;
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::future::{cancel_coroutine, poll_coroutine};
 use crate::generator::{resume_misuse, StackfulGenerator, YieldHandle};
@@ -27,8 +28,12 @@ use std::task::{Context, Poll};
 /// assert_send(stackful::stream(|y: &stackful::StreamHandle<u8>| y.yield_item(1)));
 /// ```
 #[must_use = "streams do nothing unless polled"]
+// `repr(C)`: the generator first (see `StackfulFuture`).
+#[repr(C)]
 pub struct StackfulStream<'a, T> {
     generator: StackfulGenerator<'a, T, (), ()>,
+    /// Its yield budget per poll (`crate::budget`).
+    budget: Limit,
 }
 
 /// The handle a [`stream`]'s closure uses to produce items.
@@ -189,7 +194,19 @@ impl<'a, T> StackfulStream<'a, T> {
         };
         #[cfg(feature = "registry")]
         generator.set_registry_kind(crate::registry::Kind::Stream);
-        Ok(StackfulStream { generator })
+        Ok(StackfulStream {
+            generator,
+            budget: Limit::process_default(),
+        })
+    }
+
+    /// Sets the yield budget to the builder's, if it sets one (the process default
+    /// otherwise, from `on_stack`).
+    pub(crate) fn budget_from(mut self, builder: &Builder) -> Self {
+        if let Some(limit) = builder.budget_limit() {
+            self.budget = limit;
+        }
+        self
     }
 
     /// Whether the stream has ended (returned `Ready(None)`) or panicked.
@@ -217,7 +234,7 @@ impl<T> Stream for StackfulStream<'_, T> {
             state => resume_misuse("StackfulStream", state),
         }
         // SAFETY: the state was checked above.
-        let word = unsafe { poll_coroutine(&mut this.generator, cx) };
+        let word = unsafe { poll_coroutine(&mut this.generator, cx, this.budget) };
         // SAFETY: a fresh word from our coroutine, which yields T and returns ().
         unsafe {
             match fiber::decode(word) {

@@ -10,6 +10,7 @@
 // Every bench target compiles this whole module but uses only its own group.
 #![allow(dead_code)]
 
+pub mod budget;
 pub mod churn;
 pub mod create_run_drop;
 pub mod nesting;
@@ -67,6 +68,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(churn::cases());
     v.extend(nesting::cases());
     v.extend(sync_over_async::cases());
+    v.extend(budget::cases());
     v
 }
 

@@ -241,7 +241,8 @@ impl<'a, R: Read + 'a> AsyncReader<'a, R> {
             }
         };
         // SAFETY: forwarded to our caller.
-        let coroutine = unsafe { StackfulStream::on_stack(stack, on_leak, body)? };
+        let coroutine =
+            unsafe { StackfulStream::on_stack(stack, on_leak, body)? }.budget_from(&builder);
         Ok(AsyncReader {
             coroutine,
             handoff,

@@ -331,7 +331,8 @@ impl<'a, W: Write + 'a> AsyncWriter<'a, W> {
             }
         };
         // SAFETY: forwarded to our caller.
-        let coroutine = unsafe { StackfulStream::on_stack(stack, on_leak, body)? };
+        let coroutine =
+            unsafe { StackfulStream::on_stack(stack, on_leak, body)? }.budget_from(&builder);
         let capacity = capacity.max(1);
         Ok(AsyncWriter {
             coroutine,
