@@ -55,9 +55,9 @@
 //! Copies in separately built shared libraries do not see each other (the symbol is
 //! not exported from a Rust `cdylib`).
 
+use crate::budget::{Limit, PollBudget};
 use crate::fiber;
 use std::cell::Cell;
-use crate::budget::{Limit, PollBudget};
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;

@@ -1,8 +1,8 @@
 //! The bridge: [`wait`] for a future from synchronous code, and [`stackful`] to turn
 //! synchronous code into a future.
 
-use crate::context::{self, EnterFrame, PollFrame, Slot, WAIT_POLLING};
 use crate::budget::Limit;
+use crate::context::{self, EnterFrame, PollFrame, Slot, WAIT_POLLING};
 use crate::fiber::{self, Event, OnLeak, State};
 use crate::generator::{resume_misuse, StackfulGenerator};
 use crate::stack::{Stack, StackStorage};
