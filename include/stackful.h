@@ -4,7 +4,8 @@
  * C (or JIT-compiled) code that runs inside a `stackful::stackful(..)` coroutine,
  * called from Rust at any depth, can ask whether it runs in a coroutine, yield to
  * the executor, and suspend the whole coroutine (its C frames included) until a C
- * callback-based operation completes. Every copy of the Rust crate in the program
+ * callback-based operation completes, and charge the coroutine's cooperative yield
+ * budget from CPU-bound loops (`stackful::budget`). Every copy of the Rust crate in the program
  * (stackful 0.2 and later, under any package name) publishes the same context, so
  * this works whichever copy runs the coroutine. stackful 0.1.x is not part of it.
  *
@@ -17,7 +18,7 @@
  * called on unless the Rust side moved the coroutine (`stackful::SendFuture`); C code
  * that may be moved must not keep the address of a thread-local across them.
  *
- * ABI (version 1). `stackful_context_slot()` returns the address of this thread's
+ * ABI (version 2; version 1 lacks the budget operations). `stackful_context_slot()` returns the address of this thread's
  * `stackful_slot`, which only the copies of the crate write. Its `context` is NULL
  * outside any coroutine poll, else the `stackful_context` of the innermost poll (or
  * drop) of a coroutine on this thread, published by the copy of the crate that runs
@@ -55,7 +56,7 @@ extern "C" {
 #endif
 
 /* The ABI version this header describes. */
-#define STACKFUL_CONTEXT_VERSION 1
+#define STACKFUL_CONTEXT_VERSION 2
 
 /* Bit 0 of `stackful_slot.state` (see above). */
 #define STACKFUL_WAIT_POLLING ((stackful_uptr)1)
@@ -96,6 +97,12 @@ struct stackful_context_ops {
      * until `complete(token)` was called. */
     int (*wait_callback)(const struct stackful_context *ctx, stackful_start_fn start,
                          void *user);
+    /* version 2: charges `units` to the yield budget of the current poll (as Rust's
+     * `stackful::budget::charge`); 1 if the coroutine should yield now (its budget is
+     * used up and it can suspend here), else 0. Never suspends. */
+    int (*charge)(const struct stackful_context *ctx, stackful_uptr units);
+    /* version 2: 1 if the budget is used up and the coroutine can suspend here. */
+    int (*should_yield)(const struct stackful_context *ctx);
     /* Later versions append here. */
 };
 
@@ -163,6 +170,45 @@ static inline int stackful_wait_callback(stackful_start_fn start, void *user) {
     if (ctx == 0)
         return STACKFUL_NOT_IN_COROUTINE;
     return ctx->ops->wait_callback(ctx, start, user);
+}
+
+/* Cooperative yield budget (version 2; see Rust's `stackful::budget`): call it at
+ * the back-edges of CPU-bound loops with units proportional to the work done. Once
+ * the coroutine has used its budget in the current poll (set per coroutine with
+ * `stackful::Builder::yield_budget`, or the process default), it yields once, as
+ * stackful_yield_now, and the budget is full again. STACKFUL_OK (whether or not it
+ * yielded); STACKFUL_NOT_IN_COROUTINE, STACKFUL_UNSUPPORTED (a copy of stackful with
+ * ABI version 1 runs the coroutine) or STACKFUL_CANCELLED otherwise. Where the
+ * coroutine cannot suspend (inside a poll `wait` is running, during its drop) the
+ * budget refills instead. */
+static inline int stackful_consume(stackful_uptr units) {
+    const struct stackful_context *ctx = stackful_current();
+    if (ctx == 0)
+        return STACKFUL_NOT_IN_COROUTINE;
+    if (ctx->version < 2)
+        return STACKFUL_UNSUPPORTED;
+    if (!ctx->ops->charge(ctx, units))
+        return STACKFUL_OK;
+    return ctx->ops->yield_now(ctx);
+}
+
+/* Charges `units` without yielding: 1 if the coroutine should yield now (then call
+ * stackful_yield_now at a point of your choice), 0 if not, or outside a coroutine of
+ * a copy with ABI version 2 or later. */
+static inline int stackful_charge(stackful_uptr units) {
+    const struct stackful_context *ctx = stackful_current();
+    if (ctx == 0 || ctx->version < 2)
+        return 0;
+    return ctx->ops->charge(ctx, units);
+}
+
+/* 1 if the coroutine has used up its budget and can yield here, else 0 (also
+ * outside a coroutine of a copy with ABI version 2 or later). */
+static inline int stackful_should_yield(void) {
+    const struct stackful_context *ctx = stackful_current();
+    if (ctx == 0 || ctx->version < 2)
+        return 0;
+    return ctx->ops->should_yield(ctx);
 }
 
 #ifdef __cplusplus

@@ -83,10 +83,12 @@
 //!   the coroutine is being dropped (its destructors run). There [`consume`] refills
 //!   the budget and goes on, and [`should_yield`] is false.
 //! * **Another copy of stackful** (see the README, "Several copies of stackful in
-//!   one program"): the budget is not part of the shared context (ABI version 1), so
-//!   these functions do nothing inside a coroutine of another copy of the crate, and
-//!   another copy's `consume` does nothing inside ours. C code has no budget
-//!   functions yet either.
+//!   one program"): code charges the budget of the coroutine it runs in, whichever
+//!   copy runs it, through the shared context (ABI version 2; in a coroutine of a
+//!   copy that only has version 1 these functions do nothing). C code does the same
+//!   with `stackful_consume`, `stackful_charge` and `stackful_should_yield` of
+//!   `include/stackful.h`. [`remaining`] is `None` in another copy's coroutine, and
+//!   a [`Meter`] there settles at every unit.
 //!
 //! # Units
 //!
@@ -118,6 +120,7 @@
 //! "Soundness"). The same holds for [`Meter::consume`]. [`charge`] and
 //! [`should_yield`] never suspend.
 
+use crate::context::CurrentBudget;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -248,10 +251,17 @@ impl PollBudget {
 // may suspend and return on another thread.
 #[inline(never)]
 pub fn consume(units: usize) {
-    let budget = crate::context::current_budget();
-    if budget.is_null() {
-        return;
-    }
+    let budget = match crate::context::current_budget() {
+        CurrentBudget::Ours(budget) => budget,
+        CurrentBudget::None => return,
+        // SAFETY: the current context, of version 2 or later.
+        CurrentBudget::Foreign(ctx) => {
+            if unsafe { crate::context::charge_foreign(ctx, units) } {
+                crate::future::yield_now();
+            }
+            return;
+        }
+    };
     // SAFETY: non-null, it is the budget of the poll running on this thread: the
     // budget of its `PollFrame`, which lives on the stack of that poll, blocked
     // below us while we run.
@@ -367,10 +377,12 @@ impl Meter {
 /// that is less.
 #[inline(never)]
 fn share() -> usize {
-    let budget = crate::context::current_budget();
-    if budget.is_null() {
-        return MAX_SHARE;
-    }
+    let budget = match crate::context::current_budget() {
+        CurrentBudget::Ours(budget) => budget,
+        CurrentBudget::None => return MAX_SHARE,
+        // Another copy's budget, of unknown size: settle at every unit.
+        CurrentBudget::Foreign(_) => return 1,
+    };
     // SAFETY: as in `consume`.
     let budget = unsafe { &*budget };
     if budget.limit.is_off() {
@@ -429,10 +441,22 @@ unsafe fn exhausted(budget: *const PollBudget) {
 /// ```
 #[inline(never)]
 pub fn charge(units: usize) -> bool {
-    let budget = crate::context::current_budget();
-    if budget.is_null() {
-        return false;
+    match crate::context::current_budget() {
+        // SAFETY: as in `consume`.
+        CurrentBudget::Ours(budget) => unsafe { charge_budget(budget, units) },
+        CurrentBudget::None => false,
+        // SAFETY: the current context, of version 2 or later.
+        CurrentBudget::Foreign(ctx) => unsafe { crate::context::charge_foreign(ctx, units) },
     }
+}
+
+/// [`charge`] on the budget of a poll of this copy (also `Ops::charge`, for other
+/// copies and C code).
+///
+/// # Safety
+/// `budget` is the budget of the poll running on this thread.
+#[inline(always)]
+pub(crate) unsafe fn charge_budget(budget: *const PollBudget, units: usize) -> bool {
     // SAFETY: as in `consume`.
     let left = unsafe { &(*budget).left };
     let now = left.get();
@@ -483,11 +507,21 @@ unsafe fn used_up(budget: *const PollBudget) -> bool {
 /// ```
 #[inline(never)]
 pub fn should_yield() -> bool {
-    let budget = crate::context::current_budget();
-    if budget.is_null() {
-        return false;
+    match crate::context::current_budget() {
+        // SAFETY: as in `consume`.
+        CurrentBudget::Ours(budget) => unsafe { should_yield_budget(budget) },
+        CurrentBudget::None => false,
+        // SAFETY: the current context, of version 2 or later.
+        CurrentBudget::Foreign(ctx) => unsafe { crate::context::should_yield_foreign(ctx) },
     }
-    // SAFETY: as in `consume`.
+}
+
+/// [`should_yield`] on the budget of a poll of this copy (also `Ops::should_yield`).
+///
+/// # Safety
+/// As for [`charge_budget`].
+pub(crate) unsafe fn should_yield_budget(budget: *const PollBudget) -> bool {
+    // SAFETY: per the caller.
     let budget = unsafe { &*budget };
     budget.left.get() == 0 && !budget.limit.is_off() && crate::context::can_suspend_here()
 }
@@ -509,10 +543,9 @@ pub fn should_yield() -> bool {
 /// ```
 #[inline(never)]
 pub fn remaining() -> Option<usize> {
-    let budget = crate::context::current_budget();
-    if budget.is_null() {
+    let CurrentBudget::Ours(budget) = crate::context::current_budget() else {
         return None;
-    }
+    };
     // SAFETY: as in `consume`.
     let budget = unsafe { &*budget };
     Some(if budget.limit.is_off() {

@@ -27,9 +27,10 @@
 //! reader uses a field of version N only if `version >= N`. The rules and the C view
 //! are in `include/stackful.h`, which must match this module.
 //!
-//! # Adding to the ABI (version 2 and later)
+//! # Adding to the ABI (version 3 and later)
 //!
-//! To add what other copies or C code must see (e.g. a yield budget): bump
+//! To add what other copies or C code must see (version 2 added the yield budget
+//! operations, [`Ops::charge`] and [`Ops::should_yield`]): bump
 //! [`VERSION`]; append the new fields at the end of [`SharedContext`] (after
 //! `thread_was_panicking`) and/or the new operations at the end of [`Ops`] (after
 //! `wait_callback`), each documented as "version N"; mirror them, in the same order
@@ -67,7 +68,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
 /// The ABI version of [`SharedContext`] and [`Ops`] that this copy implements.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// The size of the fields of version 1 (`STACKFUL_CONTEXT_SIZE_V1`): what every
 /// valid context has at least, whatever its version. Never changes.
@@ -118,6 +119,14 @@ pub(crate) struct Ops {
     /// Version 1 (C): runs a callback-based operation to completion.
     wait_callback:
         unsafe extern "C" fn(ctx: *const SharedContext, start: StartFn, user: *mut c_void) -> c_int,
+    /// Version 2: charges `units` to the yield budget of this poll (`stackful::budget`,
+    /// as `budget::charge`); 1 if the coroutine should yield now (its budget is used
+    /// up and it can suspend here), else 0 (where it cannot suspend, a used-up budget
+    /// is refilled). Never suspends.
+    charge: unsafe extern "C" fn(ctx: *const SharedContext, units: usize) -> c_int,
+    /// Version 2: 1 if the budget of this poll is used up and the coroutine can
+    /// suspend here (as `budget::should_yield`), else 0.
+    should_yield: unsafe extern "C" fn(ctx: *const SharedContext) -> c_int,
 }
 
 /// This copy's operations.
@@ -125,6 +134,8 @@ static OPS: Ops = Ops {
     suspend_rust,
     yield_now: c_yield_now,
     wait_callback: c_wait_callback,
+    charge: c_charge,
+    should_yield: c_should_yield,
 };
 
 /// The context this copy publishes: the shared part first (other copies see only
@@ -134,9 +145,8 @@ pub(crate) struct PollFrame {
     shared: SharedContext,
     /// LINK slot of the coroutine being polled.
     link: *mut usize,
-    /// The yield budget of this poll (`crate::budget`). Private to this copy for now:
-    /// `budget::consume` of another copy does not see it (a later ABI version may
-    /// publish it).
+    /// The yield budget of this poll (`crate::budget`). Private to this copy: other
+    /// copies and C code charge it through [`Ops::charge`] (version 2).
     budget: PollBudget,
 }
 
@@ -159,21 +169,73 @@ impl PollFrame {
     }
 }
 
-/// The yield budget of the innermost poll on this thread if this copy published it,
-/// null otherwise (outside any poll, or in a poll of another copy's coroutine). Only
-/// for the `#[inline(never)]` functions of `crate::budget`, which use it at once and
-/// touch no thread-local after anything that may suspend.
+/// Whose yield budget the code running on this thread charges.
+#[derive(Clone, Copy)]
+pub(crate) enum CurrentBudget {
+    /// Outside any poll, or in a poll of a copy too old to have budgets (version 1).
+    None,
+    /// The budget of a poll of this copy.
+    Ours(*const PollBudget),
+    /// A poll of another copy (version 2 or later): charged through its operations
+    /// ([`charge_foreign`], [`should_yield_foreign`]).
+    Foreign(*const SharedContext),
+}
+
+/// The yield budget of the innermost poll on this thread. Only for the
+/// `#[inline(never)]` functions of `crate::budget`, which use it at once and touch no
+/// thread-local after anything that may suspend.
 #[inline(always)]
-pub(crate) fn current_budget() -> *const PollBudget {
+pub(crate) fn current_budget() -> CurrentBudget {
     let ctx = current();
     // SAFETY: a published context lives as long as it is in the slot; one published by
     // this copy is the first field of a `PollFrame` (`repr(C)`).
     unsafe {
-        if ctx.is_null() || !(*ctx).is_ours() {
-            return ptr::null();
+        if ctx.is_null() {
+            CurrentBudget::None
+        } else if (*ctx).is_ours() {
+            CurrentBudget::Ours(&(*ctx.cast::<PollFrame>()).budget)
+        } else if (*ctx).version >= 2 {
+            CurrentBudget::Foreign(ctx)
+        } else {
+            CurrentBudget::None
         }
-        &(*ctx.cast::<PollFrame>()).budget
     }
+}
+
+/// [`Ops::charge`] of another copy's context: whether its coroutine should yield now.
+///
+/// # Safety
+/// `ctx` is the current context, of version 2 or later ([`CurrentBudget::Foreign`]).
+pub(crate) unsafe fn charge_foreign(ctx: *const SharedContext, units: usize) -> bool {
+    // SAFETY: per the caller; version 2 has the operation.
+    unsafe { ((*ctx).ops.charge)(ctx, units) != 0 }
+}
+
+/// [`Ops::should_yield`] of another copy's context.
+///
+/// # Safety
+/// As for [`charge_foreign`].
+pub(crate) unsafe fn should_yield_foreign(ctx: *const SharedContext) -> bool {
+    // SAFETY: per the caller; version 2 has the operation.
+    unsafe { ((*ctx).ops.should_yield)(ctx) != 0 }
+}
+
+/// [`Ops::charge`] of this copy.
+///
+/// # Safety
+/// `ctx` is a context this copy published, current on this thread.
+unsafe extern "C" fn c_charge(ctx: *const SharedContext, units: usize) -> c_int {
+    // SAFETY: per the caller, the shared part of a live `PollFrame` of this copy.
+    unsafe { crate::budget::charge_budget(&(*ctx.cast::<PollFrame>()).budget, units) as c_int }
+}
+
+/// [`Ops::should_yield`] of this copy.
+///
+/// # Safety
+/// As for [`c_charge`].
+unsafe extern "C" fn c_should_yield(ctx: *const SharedContext) -> c_int {
+    // SAFETY: as in `c_charge`.
+    unsafe { crate::budget::should_yield_budget(&(*ctx.cast::<PollFrame>()).budget) as c_int }
 }
 
 /// Whether a coroutine running here could suspend now, as `wait` would: inside the

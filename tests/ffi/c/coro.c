@@ -84,3 +84,29 @@ int c_context_version(void) {
     const struct stackful_context *ctx = stackful_current();
     return ctx ? (int)ctx->version : 0;
 }
+
+/* An "interpreter" loop of `steps` steps, charging one unit of the coroutine's yield
+ * budget per step (version 2). Returns the steps run plus 1000 times the steps at
+ * which stackful_should_yield was 1 just before the charge that yielded, or the first
+ * error code. */
+int c_spin(int steps) {
+    volatile int done = 0; /* survives every budget yield */
+    int should = 0;
+    for (int i = 0; i < steps; i++) {
+        done++;
+        if (stackful_charge(1)) {
+            should += stackful_should_yield();
+            int rc = stackful_yield_now();
+            if (rc != STACKFUL_OK)
+                return rc;
+            continue;
+        }
+        int rc = stackful_consume(0);
+        if (rc != STACKFUL_OK)
+            return rc;
+    }
+    return done + 1000 * should;
+}
+
+/* stackful_consume(units) once: its return code. */
+int c_consume(int units) { return stackful_consume((stackful_uptr)units); }

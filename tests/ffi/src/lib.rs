@@ -46,6 +46,8 @@ extern "C" {
     pub fn c_read_nested(l: *mut CLoop, depth: c_int) -> c_int;
     pub fn c_wait_immediate(counter: *mut c_int) -> c_int;
     pub fn c_context_version() -> c_int;
+    pub fn c_spin(steps: c_int) -> c_int;
+    pub fn c_consume(units: c_int) -> c_int;
 }
 
 /// A waker that counts its wakes.

@@ -35,9 +35,9 @@ fn in_coroutine_and_version() {
         } else {
             futures::executor::block_on(b::stackful(body))
         };
-        // The copy `b` plays ABI version 2 (.ci/ffi-tests appends a field to its
-        // context): a version-1 header reads it as any version-1 context.
-        let version = if copy == "a" { 1 } else { 2 };
+        // The copy `b` plays ABI version 3 (.ci/ffi-tests appends a field to its
+        // context): a version-2 header reads it as any version-2 context.
+        let version = if copy == "a" { 2 } else { 3 };
         assert_eq!(got, (1, version), "copy {copy}");
     }
 }
@@ -212,4 +212,43 @@ fn c_suspends_across_copies() {
     // SAFETY: the loop is live.
     unsafe { c_loop_complete(lp as *mut CLoop, 20) };
     assert_eq!(poll_once(&mut fut, &waker), Poll::Ready(1 + 1000 + 20));
+}
+
+#[test]
+fn budget_from_c() {
+    // SAFETY (as above): plain C functions of c/coro.c.
+    unsafe {
+        assert_eq!(c_consume(1), STACKFUL_NOT_IN_COROUTINE);
+    }
+    for copy in ["a", "b"] {
+        let (waker, wakes) = counting_waker();
+        // 10 steps, a budget of 3 units per poll: the charges of steps 3, 6 and 9
+        // use it up; each time should_yield says so and the coroutine yields once.
+        let body = || unsafe { c_spin(10) };
+        let mut fut = if copy == "a" {
+            Box::pin(a::Builder::new().yield_budget(3).future(body).unwrap())
+                as std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>
+        } else {
+            Box::pin(b::Builder::new().yield_budget(3).future(body).unwrap())
+        };
+        let mut pending = 0;
+        let out = loop {
+            match poll_once(&mut fut, &waker) {
+                Poll::Ready(v) => break v,
+                Poll::Pending => pending += 1,
+            }
+            assert!(pending < 100, "copy {copy}: never ready");
+        };
+        assert_eq!((out, pending), (3010, 3), "copy {copy}");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 3, "copy {copy}: a yield wakes");
+        // consume from C inside the other copy's coroutine, with the budget off: no
+        // yield.
+        let body = || unsafe { c_consume(1_000_000) };
+        let out = if copy == "a" {
+            futures::executor::block_on(a::Builder::new().yield_budget(0).future(body).unwrap())
+        } else {
+            futures::executor::block_on(b::Builder::new().yield_budget(0).future(body).unwrap())
+        };
+        assert_eq!(out, STACKFUL_OK, "copy {copy}");
+    }
 }

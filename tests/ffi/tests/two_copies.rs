@@ -395,3 +395,40 @@ fn moved_between_threads_while_suspended_in_the_other_copys_wait() {
     assert_eq!(result, 45 + 4500);
     assert_eq!(threads, 21);
 }
+
+#[test]
+fn budget_of_one_copy_charged_by_the_other() {
+    // Copy b's budget functions inside copy a's coroutine, and the other way round:
+    // they charge the budget of the coroutine they run in (3 units per poll).
+    let fut = a::Builder::new()
+        .yield_budget(3)
+        .future(|| {
+            let mut should = 0;
+            for _ in 0..10 {
+                if b::budget::charge(1) {
+                    should += b::budget::should_yield() as usize;
+                    b::yield_now();
+                }
+            }
+            // Not visible through another copy; a Meter settles at every unit there.
+            assert_eq!(b::budget::remaining(), None);
+            let mut meter = b::budget::Meter::new();
+            for _ in 0..3 {
+                meter.consume(1);
+            }
+            should
+        })
+        .unwrap();
+    // 3 yields of the loop (units 3, 6, 9), then the meter's third unit.
+    assert_eq!(drive(Box::pin(fut)), (3, 4));
+    let fut = b::Builder::new()
+        .yield_budget(4)
+        .future(|| {
+            for _ in 0..10 {
+                a::budget::consume(1);
+            }
+        })
+        .unwrap();
+    // Units 4 and 8 use the budget up.
+    assert_eq!(drive(Box::pin(fut)), ((), 2));
+}
