@@ -254,8 +254,8 @@ pub fn consume(units: usize) {
     let budget = match crate::context::current_budget() {
         CurrentBudget::Ours(budget) => budget,
         CurrentBudget::None => return,
-        // SAFETY: the current context, of version 2 or later.
         CurrentBudget::Foreign(ctx) => {
+            // SAFETY: the current context, of version 2 or later.
             if unsafe { crate::context::charge_foreign(ctx, units) } {
                 crate::future::yield_now();
             }
