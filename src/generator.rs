@@ -318,7 +318,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// symbols are resolved when it is displayed.
     ///
     /// How: the generator is briefly resumed with a private token; the capture runs
-    /// on its stack (it needs a few KiB free there) and it suspends again at once,
+    /// on its stack (it needs 8 KiB free there: with less below the point where the
+    /// generator suspended, there is no trace, `None`) and it suspends again at once,
     /// exactly as it was. No code of the generator runs, and its next resume sees no
     /// difference. See also `stackful::registry` (feature `registry`): every live
     /// coroutine of the process, with backtraces taken from any thread.
