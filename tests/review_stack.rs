@@ -51,7 +51,7 @@ fn odd_stack_sizes_are_rounded_and_usable() {
         assert!(usable < size.max(MIN_STACK_SIZE) + 64 * 1024);
         drop(s);
 
-        let use_bytes = size.max(MIN_STACK_SIZE).min(1 << 20) / 2;
+        let use_bytes = size.clamp(MIN_STACK_SIZE, 1 << 20) / 2;
         let mut g = Builder::new()
             .stack_size(size)
             .generator(move |y: &YieldHandle<usize>, ()| use_stack(y, use_bytes, use_bytes))
@@ -89,6 +89,7 @@ fn impossible_stack_sizes_are_errors() {
     assert_eq!(Pin::new(&mut g).resume(()), GeneratorState::Yielded(7));
 }
 
+/// `ENOMEM` on Linux.
 fn libc_enomem() -> i32 {
     12
 }
