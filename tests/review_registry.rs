@@ -30,7 +30,7 @@ fn descend(y: &YieldHandle<usize>, bottom: usize, left: usize) -> usize {
 const STACK: usize = 64 * 1024;
 
 /// Owners on three threads make generators on 64 KiB default stacks (guarded) that
-/// suspend with 1 to 16 KiB free, resume and drop them, while two other threads, one
+/// suspend with 3 to 16 KiB free, resume and drop them, while two other threads, one
 /// of them from inside a coroutine, take snapshots with backtraces. Nothing crashes
 /// (a capture that overflowed would abort the process with an overflow report), and
 /// snapshots do trace coroutines that have room.
@@ -42,7 +42,7 @@ fn snapshots_race_with_owners_of_nearly_full_stacks() {
         .map(|t| {
             std::thread::spawn(move || {
                 for i in 0..300usize {
-                    let left = 1024 + ((i * 7 + t * 3) % 16) * 1024;
+                    let left = 3072 + ((i * 7 + t * 3) % 14) * 1024;
                     let stack = DefaultStack::new(STACK).unwrap();
                     let bottom = stack.bottom().as_ptr() as usize;
                     let mut g =
