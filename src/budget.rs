@@ -293,7 +293,10 @@ pub fn consume(units: usize) {
 /// budget) more than the budget. Units counted before a suspension (a `wait` in the
 /// loop) and settled after it are charged to the poll after it, which only makes the
 /// meter yield earlier. Outside a coroutine (or with the budget off) it settles every
-/// 65,536 units, which costs nothing noticeable.
+/// 65,536 units, which costs nothing noticeable. A share belongs to the coroutine that
+/// took it: a meter moved into another coroutine (or used outside one first) counts
+/// down what is left of its share there before it settles with that coroutine's
+/// budget, up to 65,536 units without a yield; make a new meter in each coroutine.
 ///
 /// ```
 /// use stackful::{budget, Builder};

@@ -43,7 +43,9 @@
 //! user code, no crate thread-local; the trace (whose unwinder follows LINK, as ever)
 //! shows the coroutine's frames and then the tracer's. The next real resume may be
 //! [`CANCEL`] as usual. Capturing runs on the coroutine's stack: it needs some free
-//! stack there (a few KiB for the unwinder). Not on wasm32 (no native unwinder; the
+//! stack there (a few KiB for the unwinder); a coroutine saved on its own stack with
+//! less than [`TRACE_STACK_RESERVE`] free below its save point has no trace (on a
+//! custom stack without a guard page the capture would write below the stack). Not on wasm32 (no native unwinder; the
 //! token is never sent there).
 //!
 //! # Stack layout
@@ -320,7 +322,11 @@ impl<'a> Fiber<'a> {
             stack: ManuallyDrop::new(stack),
             on_leak,
             #[cfg(feature = "registry")]
-            registry_entry: crate::registry::Entry::register(link, std::panic::Location::caller()),
+            registry_entry: crate::registry::Entry::register(
+                link,
+                bottom,
+                std::panic::Location::caller(),
+            ),
             _marker: PhantomData,
         })
     }
@@ -470,7 +476,7 @@ impl<'a> Fiber<'a> {
             // this thread (`&mut self`: a fiber moves between threads only inside a
             // `SendFuture`/`SendStream`, whole), which excludes any other resume
             // meanwhile (and the registry's tracers, with the entry taken).
-            let trace = unsafe { trace_suspended(self.sp, self.link) };
+            let trace = unsafe { trace_suspended(self.sp, self.link, self.stack.bottom()) };
             #[cfg(feature = "registry")]
             self.entry().give_back(self.sp);
             trace
@@ -488,10 +494,23 @@ impl<'a> Fiber<'a> {
 /// (its owner, on this thread, or a registry snapshot that took its published save
 /// point, on any thread: nothing of the coroutine's own code runs during the trace,
 /// and the switches keep the per-thread state right as for `SendFuture`).
+///
+/// `bottom` is the lowest usable address of the coroutine's own stack: if it was
+/// saved on that stack (not on the stack of a generator it runs, see "Backtrace of a
+/// suspended coroutine") with less than [`TRACE_STACK_RESERVE`] bytes free below `sp`,
+/// there is no trace (`None`): the capture would overflow it, into a guard page (an
+/// abort) or, on a custom stack without one, into memory that is not the stack's.
 #[cfg(not(target_arch = "wasm32"))]
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn trace_suspended(sp: usize, link: *mut usize) -> Option<Backtrace> {
+pub(crate) unsafe fn trace_suspended(
+    sp: usize,
+    link: *mut usize,
+    bottom: usize,
+) -> Option<Backtrace> {
+    if (bottom..link as usize).contains(&sp) && sp - bottom < TRACE_STACK_RESERVE {
+        return None;
+    }
     let mut slot = mem::MaybeUninit::<Option<Backtrace>>::uninit();
     let poll_state = link.wrapping_sub(RESUMER_BELOW_LINK);
     // SAFETY: the poll-state word below LINK is ours (see the layout); the coroutine
@@ -520,6 +539,12 @@ pub(crate) unsafe fn trace_suspended(sp: usize, link: *mut usize) -> Option<Back
         slot.assume_init()
     }
 }
+
+/// Free stack below a suspension point that [`trace_suspended`] needs to capture a
+/// backtrace there: the unwinder and `Backtrace::force_capture` took about 3.3 KiB in
+/// a debug build on x86_64 Linux (tests/review_trace_stack.rs), with room to spare.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) const TRACE_STACK_RESERVE: usize = 8 * 1024;
 
 impl Drop for Fiber<'_> {
     fn drop(&mut self) {

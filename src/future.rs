@@ -224,8 +224,8 @@ impl<'a, T> StackfulFuture<'a, T> {
     /// A backtrace of the coroutine's own stack where it is suspended (in [`wait`],
     /// or in a generator's `yeet` it runs): where is it waiting?
     ///
-    /// `None` if it is not suspended (not polled yet, being polled, or finished), and
-    /// always on wasm32. See [`StackfulGenerator::backtrace`] for what the trace holds
+    /// `None` if it is not suspended (not polled yet, being polled, or finished), if
+    /// it suspended with less than 8 KiB of its stack free, and always on wasm32. See [`StackfulGenerator::backtrace`] for what the trace holds
     /// and how it is taken (the coroutine is exactly as before afterwards).
     ///
     /// ```

@@ -309,7 +309,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// Returns `None` if the generator is not suspended: not started yet, running
     /// (this is called from inside it, or it is part of a chain of coroutines that
     /// another coroutine suspended: that one's backtrace shows its frames), or
-    /// finished. Always `None` on wasm32, where std cannot capture backtraces.
+    /// finished; also if it suspended with less than 8 KiB of its stack free (see
+    /// "How" below). Always `None` on wasm32, where std cannot capture backtraces.
     ///
     /// The frames are the coroutine's, from the suspension point down to its entry,
     /// followed by the frames of the caller of `backtrace` (the unwinder follows the
@@ -318,7 +319,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// symbols are resolved when it is displayed.
     ///
     /// How: the generator is briefly resumed with a private token; the capture runs
-    /// on its stack (it needs a few KiB free there) and it suspends again at once,
+    /// on its stack (it needs 8 KiB free there: with less below the point where the
+    /// generator suspended, there is no trace, `None`) and it suspends again at once,
     /// exactly as it was. No code of the generator runs, and its next resume sees no
     /// difference. See also `stackful::registry` (feature `registry`): every live
     /// coroutine of the process, with backtraces taken from any thread.

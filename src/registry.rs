@@ -154,6 +154,9 @@ pub(crate) struct Entry {
     /// The coroutine's LINK slot (fixed for its life).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no traces there
     link: usize,
+    /// The lowest usable address of the coroutine's stack (fixed for its life).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no traces there
+    bottom: usize,
     /// Where in the registry's vector this entry's address is (changed under its lock).
     index: AtomicUsize,
     id: u64,
@@ -172,12 +175,17 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// Creates the entry of a new coroutine and enters it in the registry.
-    pub(crate) fn register(link: *mut usize, site: &'static Location<'static>) -> *const Entry {
+    pub(crate) fn register(
+        link: *mut usize,
+        bottom: usize,
+        site: &'static Location<'static>,
+    ) -> *const Entry {
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         EPOCH.get_or_init(Instant::now);
         let entry = Box::into_raw(Box::new(Entry {
             sp: AtomicUsize::new(0),
             link: link as usize,
+            bottom,
             index: AtomicUsize::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             site,
@@ -349,7 +357,7 @@ impl Entry {
         // suspension code and `Backtrace::force_capture` on the coroutine's stack,
         // none of its own code, and the switch keeps the per-thread state right (as for
         // `SendFuture`); the Acquire above pairs with the owner's Release.
-        let trace = unsafe { fiber::trace_suspended(sp, self.link as *mut usize) };
+        let trace = unsafe { fiber::trace_suspended(sp, self.link as *mut usize, self.bottom) };
         self.tracer.store(0, Ordering::Relaxed);
         self.sp.store(sp, Ordering::Release);
         trace
@@ -436,8 +444,9 @@ pub fn snapshot() -> Snapshot {
 /// any thread may). A coroutine that is running, or being traced by another snapshot
 /// at that moment, has none; so has every coroutine on wasm32.
 ///
-/// The capture of each backtrace runs on the coroutine's own stack and needs a few
-/// KiB free there. Capturing is cheap (symbols are resolved when a backtrace is
+/// The capture of each backtrace runs on the coroutine's own stack and needs 8 KiB
+/// free there: a coroutine suspended with less free below that point has none.
+/// Capturing is cheap (symbols are resolved when a backtrace is
 /// displayed), but it blocks the creation and destruction of coroutines in the whole
 /// process meanwhile, and an owner that wants to resume a coroutine being traced
 /// waits for that trace: a tool for when something is stuck, not for every request.
