@@ -191,7 +191,13 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// * what lies below `bottom()` is either an inaccessible guard region of
 ///   [`guard_size`](Stack::guard_size) bytes, or the implementation accepts that a
 ///   coroutine which overflows its stack writes below `bottom()` (undefined
-///   behaviour: only stacks with a guard are protected against overflow).
+///   behaviour: only stacks with a guard are protected against overflow). The
+///   coroutine's use of its stack includes the frames this crate runs on it: those of
+///   `wait`, `yeet` and the drop of a suspended coroutine (its unwinding), and the
+///   capture of a `backtrace()` (a few KiB), which refuses (`None`) only when the
+///   coroutine is saved on its own stack with less than 8 KiB free, not when it is
+///   saved on the stack of a generator it runs. Size a guardless stack with room for
+///   them.
 ///
 /// On wasm32 the lowest [`DEFAULT_SAVE_BUFFER_SIZE`] bytes of a custom stack (at most
 /// a quarter of it) become the coroutine's Asyncify save buffer, and there is never a
