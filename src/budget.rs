@@ -80,7 +80,9 @@
 //!   false, [`remaining`] returns `None`.
 //! * **Where a coroutine cannot suspend**, the budget cannot yield either: inside the
 //!   `poll` of a future that `wait` is polling (async code run by `wait`), and while
-//!   the coroutine is being dropped (its destructors run). There [`consume`] refills
+//!   the coroutine is being dropped (its destructors run), and while a panic of its
+//!   own unwinds it (a coroutine suspended halfway through unwinding could not be
+//!   dropped later). There [`consume`] refills
 //!   the budget and goes on, and [`should_yield`] is false.
 //! * **Another copy of stackful** (see the README, "Several copies of stackful in
 //!   one program"): code charges the budget of the coroutine it runs in, whichever

@@ -238,9 +238,12 @@ unsafe extern "C" fn c_should_yield(ctx: *const SharedContext) -> c_int {
     unsafe { crate::budget::should_yield_budget(&(*ctx.cast::<PollFrame>()).budget) as c_int }
 }
 
-/// Whether a coroutine running here could suspend now, as `wait` would: inside the
-/// poll of a coroutine future or stream (of any copy), not while it is being dropped,
-/// and not inside the poll of a future that a `wait` is polling.
+/// Whether a budget yield may suspend the coroutine running here: inside the poll of
+/// a coroutine future or stream (of any copy), not while it is being dropped, not
+/// inside the poll of a future that a `wait` is polling, and not while a panic of its
+/// own (or of its chain) unwinds it: a coroutine suspended halfway through unwinding
+/// could not be dropped later (a second unwind through the same frames aborts), and
+/// a budget yield is only a courtesy, so it refills instead.
 #[inline(never)]
 pub(crate) fn can_suspend_here() -> bool {
     let slot = slot();
@@ -248,7 +251,10 @@ pub(crate) fn can_suspend_here() -> bool {
     // it is in the slot.
     unsafe {
         let ctx = (*slot).context;
-        !ctx.is_null() && !(*ctx).cx.is_null() && (*slot).state & WAIT_POLLING == 0
+        !ctx.is_null()
+            && !(*ctx).cx.is_null()
+            && (*slot).state & WAIT_POLLING == 0
+            && (!std::thread::panicking() || (*ctx).thread_was_panicking.get() != 0)
     }
 }
 
