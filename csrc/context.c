@@ -33,6 +33,21 @@
 #define STACKFUL_THREAD_LOCAL __thread
 #endif
 
+/*
+ * TLS model: initial-exec where the object format has it (ELF), so the address is
+ * the thread pointer plus a constant fixed at load time: two instructions, where the
+ * default model for position-independent code (general-dynamic, relaxed by the
+ * linker in an executable) takes four and a stack adjustment. The cost: a shared
+ * library holding this symbol takes its 16 bytes from the static TLS block, which a
+ * library loaded with dlopen() may find full (dlopen then fails with "cannot
+ * allocate memory in static TLS block"; glibc reserves spare room for this).
+ */
+#if defined(__ELF__) && !defined(__wasm__)
+#define STACKFUL_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define STACKFUL_TLS_MODEL
+#endif
+
 #if defined(_WIN32)
 #define STACKFUL_SHARED_LINKAGE __attribute__((noinline))
 #else
@@ -40,7 +55,7 @@
 #endif
 
 STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
-    static STACKFUL_THREAD_LOCAL struct stackful_slot slot;
+    static STACKFUL_THREAD_LOCAL STACKFUL_TLS_MODEL struct stackful_slot slot;
     __asm__ __volatile__("" ::: "memory");
     return &slot;
 }
