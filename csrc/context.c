@@ -54,8 +54,26 @@
 #define STACKFUL_SHARED_LINKAGE __attribute__((weak, noinline))
 #endif
 
+#if defined(__ELF__) && !defined(__wasm__)
+/*
+ * ELF: the slot itself is a second shared symbol, a weak thread-local that every copy
+ * defines (the linker keeps one, like the function's), so that Rust code on Linux
+ * x86_64 and aarch64 reads it inline (src/context.rs, `tls`: an asm! block that
+ * computes its address from the thread pointer each time it runs) instead of calling
+ * the function on the hot paths. The function returns its address, so both ways reach
+ * the same slot; both names are fixed for good.
+ */
+__attribute__((weak)) STACKFUL_THREAD_LOCAL STACKFUL_TLS_MODEL struct stackful_slot
+    stackful_slot_tls;
+
+STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
+    __asm__ __volatile__("" ::: "memory");
+    return &stackful_slot_tls;
+}
+#else
 STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
     static STACKFUL_THREAD_LOCAL STACKFUL_TLS_MODEL struct stackful_slot slot;
     __asm__ __volatile__("" ::: "memory");
     return &slot;
 }
+#endif

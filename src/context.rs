@@ -201,6 +201,8 @@ pub(crate) struct Slot {
     pub(crate) state: usize,
 }
 
+// With the inline path the function is only for C code and other copies.
+#[cfg_attr(stackful_inline_tls, allow(dead_code))]
 extern "C" {
     /// csrc/context.c: the address of this thread's slot. Never keep it across a
     /// possible switch (see the module docs).
@@ -211,9 +213,86 @@ extern "C" {
 /// suspend the calling coroutine (it may be resumed on another thread).
 #[inline(always)]
 pub(crate) fn slot() -> *mut Slot {
+    #[cfg(stackful_inline_tls)]
+    return tls::slot();
     // SAFETY: a C function without preconditions; it returns the address of a live
     // thread-local of the calling thread.
-    unsafe { stackful_context_slot() }
+    #[cfg(not(stackful_inline_tls))]
+    unsafe {
+        stackful_context_slot()
+    }
+}
+
+/// The slot read inline (Linux on x86_64 and aarch64): `stackful_slot_tls`, the
+/// thread-local that `stackful_context_slot()` returns the address of there
+/// (csrc/context.c), addressed in the initial-exec model (thread pointer plus a
+/// load-time offset from the GOT, which the linker turns into a constant in an
+/// executable).
+///
+/// Migration safety (see the module docs): each `asm!` block computes the address
+/// from the thread pointer of the thread running it, and is not `pure`, so the
+/// compiler neither merges two of them nor moves one across the switch (an `asm!`
+/// block with side effects, too). Only the value returned is kept, and the callers
+/// use it before anything that may switch, as with the C function.
+#[cfg(stackful_inline_tls)]
+mod tls {
+    use super::Slot;
+    use std::arch::asm;
+
+    /// The address of this thread's slot.
+    #[inline(always)]
+    pub(super) fn slot() -> *mut Slot {
+        let p: *mut Slot;
+        // SAFETY: reads the GOT entry of a thread-local that csrc/context.c defines
+        // and the thread pointer; writes only `p`.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            asm!(
+                "mov {p}, qword ptr [rip + stackful_slot_tls@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(nostack, readonly),
+            );
+        }
+        // SAFETY: as above.
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            asm!(
+                "mrs {t}, tpidr_el0",
+                "adrp {p}, :gottprel:stackful_slot_tls",
+                "ldr {p}, [{p}, #:gottprel_lo12:stackful_slot_tls]",
+                "add {p}, {p}, {t}",
+                p = out(reg) p,
+                t = out(reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        p
+    }
+
+    /// This thread's [`Slot::state`](super::Slot) (one load on x86_64).
+    #[inline(always)]
+    pub(super) fn state() -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let state: usize;
+            // SAFETY: as for `slot`; reads the slot's second word.
+            unsafe {
+                asm!(
+                    "mov {s}, qword ptr [rip + stackful_slot_tls@GOTTPOFF]",
+                    "mov {s}, qword ptr fs:[{s} + 8]",
+                    s = out(reg) state,
+                    options(nostack, readonly, preserves_flags),
+                );
+            }
+            state
+        }
+        // SAFETY: the address of this thread's live slot, used at once.
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe {
+            (*slot()).state
+        }
+    }
 }
 
 /// Bit 0 of [`Slot::state`]: a `wait` (of any copy) polls its future inside the
@@ -233,8 +312,13 @@ pub(crate) const WAIT_POLLING: usize = 1;
 /// identity.)
 #[inline(always)]
 pub(crate) fn poll_state() -> usize {
+    #[cfg(stackful_inline_tls)]
+    return tls::state();
     // SAFETY: the slot is valid and initialised.
-    unsafe { (*slot()).state }
+    #[cfg(not(stackful_inline_tls))]
+    unsafe {
+        (*slot()).state
+    }
 }
 
 /// The context of the innermost poll (or drop) of a coroutine, of any copy, running
