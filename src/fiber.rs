@@ -369,6 +369,29 @@ impl<'a> Fiber<'a> {
     /// `Suspended`). The value the word points at is valid until the next resume.
     #[inline(always)]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
+        // SAFETY: forwarded.
+        unsafe { self.resume_in_state(arg, self.sp != 0) }
+    }
+
+    /// [`resume`](Self::resume) for a caller that has just checked that the state is
+    /// `Suspended` (saves the second test of `sp`).
+    ///
+    /// # Safety
+    /// The state is `Suspended`; otherwise as for [`resume`](Self::resume).
+    #[inline(always)]
+    pub(crate) unsafe fn resume_suspended(&mut self, arg: usize) -> usize {
+        debug_assert!(self.sp != 0);
+        // SAFETY: forwarded.
+        unsafe { self.resume_in_state(arg, true) }
+    }
+
+    /// [`resume`](Self::resume), with `suspended` the value of `self.sp != 0`
+    /// (a constant where the caller knows it).
+    ///
+    /// # Safety
+    /// As for [`resume`](Self::resume), and `suspended == (self.sp != 0)`.
+    #[inline(always)]
+    unsafe fn resume_in_state(&mut self, arg: usize, suspended: bool) -> usize {
         let sp = self.sp;
         // Before anything touches the coroutine's stack: a registry snapshot may be
         // capturing its backtrace (it holds the published `sp` meanwhile).
@@ -383,7 +406,7 @@ impl<'a> Fiber<'a> {
         // SAFETY: the coroutine of `link` (set up by `new_inner`) is resumed next.
         #[cfg(stackful_asan)]
         let fake_stack = unsafe { crate::asan::before_resume(self.link) };
-        let transfer = if sp != 0 {
+        let transfer = if suspended {
             // Running: `state` has said so since the first entry.
             self.sp = 0;
             // SAFETY: a non-zero `sp` is the coroutine's latest save point and its
