@@ -340,14 +340,18 @@ pub(crate) struct EnterFrame<'f> {
 
 impl<'f> EnterFrame<'f> {
     /// Publishes `frame` until the returned guard, which borrows it, is dropped.
-    // Out of line: it reads std's panic count (a thread-local on its slow path).
-    #[inline(never)]
+    ///
+    /// Inline (into the poll, which then switches): the slot is read through
+    /// [`slot`], which computes the address afresh where it runs, and std's panic
+    /// count (a thread-local on its slow path) only in the out-of-line
+    /// [`thread_panicking`].
+    #[inline(always)]
     pub(crate) fn new(frame: &'f PollFrame) -> Self {
         let slot = slot();
         // SAFETY: the slot is valid for this call (nothing here switches).
         let (outer, outer_state) = unsafe { ((*slot).context, (*slot).state) };
         let panicking = if outer.is_null() {
-            std::thread::panicking() as usize
+            thread_panicking()
         } else {
             // SAFETY: the outer context belongs to the poll that runs the coroutine
             // we are on; it lives on that caller's stack, blocked below us.
@@ -370,8 +374,16 @@ impl<'f> EnterFrame<'f> {
     }
 }
 
+/// `std::thread::panicking()`, out of line: it reads a thread-local of std on its
+/// slow path, whose address must not be computed in a function that switches.
+#[inline(never)]
+fn thread_panicking() -> usize {
+    std::thread::panicking() as usize
+}
+
 impl Drop for EnterFrame<'_> {
-    #[inline(never)]
+    // Inline, as `new`: the slot's address is computed afresh here.
+    #[inline(always)]
     fn drop(&mut self) {
         let slot = slot();
         // SAFETY: the slot is valid for this call.
