@@ -45,10 +45,15 @@
 //!
 //! A coroutine may suspend on one thread and be resumed on another (`SendFuture`),
 //! and LLVM may reuse a thread-local's address computed before a context switch
-//! (llvm/llvm-project#98479). The slot is only reached through
-//! `stackful_context_slot()`, an opaque call that computes the address on the thread
-//! that makes it, and nothing keeps that address across anything that may switch
-//! (`wait` keeps it while it polls its future, which cannot move the coroutine).
+//! (llvm/llvm-project#98479). The slot is only reached through [`slot`] (and
+//! [`poll_state`]), which compute the address on the thread that runs them: on Linux
+//! x86_64 and aarch64 an `asm!` block that reads the thread pointer and the
+//! thread-local `stackful_slot_tls` (module `tls`; `stackful_context_slot()` returns
+//! its address), elsewhere the opaque call `stackful_context_slot()`. Neither can be
+//! merged with another or moved across a switch, so both may be inlined anywhere,
+//! also into functions that switch. Nothing keeps the address across anything that
+//! may switch (`wait` keeps it while it polls its future, which cannot move the
+//! coroutine).
 //!
 //! Copies of the crate share `Context` pointers and call each other's operations
 //! with the Rust "C-unwind" ABI: they are built by one compiler into one program.
