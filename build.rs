@@ -60,10 +60,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(stackful_inline_tls)");
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let pointer_width = env::var("CARGO_CFG_TARGET_POINTER_WIDTH").unwrap_or_default();
-    if os == "linux"
-        && (arch == "x86_64" || arch == "aarch64")
-        && pointer_width == "64"
-    {
+    if os == "linux" && (arch == "x86_64" || arch == "aarch64") && pointer_width == "64" {
         println!("cargo:rustc-cfg=stackful_inline_tls");
     }
 
