@@ -164,6 +164,15 @@ impl PollFrame {
     }
 }
 
+impl PollFrame {
+    /// The poll state ([`poll_state`]) that [`EnterFrame::new`] publishes for this
+    /// frame: the LINK slot of its coroutine.
+    #[inline(always)]
+    pub(crate) fn poll_state(&self) -> usize {
+        self.link as usize
+    }
+}
+
 /// The yield budget of the innermost poll on this thread if this copy published it,
 /// null otherwise (outside any poll, or in a poll of another copy's coroutine). Only
 /// for the `#[inline(never)]` functions of `crate::budget`, which use it at once and
@@ -369,7 +378,7 @@ impl<'f> EnterFrame<'f> {
         // `poll_coroutine` and `cancel_coroutine`, drop them on every path.)
         unsafe {
             (*slot).context = &frame.shared;
-            (*slot).state = frame.link as usize;
+            (*slot).state = frame.poll_state();
         }
         EnterFrame {
             outer,

@@ -371,6 +371,24 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         unsafe { self.fiber.resume(ptr) }
     }
 
+    /// [`resume_raw`](Self::resume_raw) of a future's or stream's coroutine, from
+    /// the poll that has just published `poll_state` (`context::poll_state()`).
+    ///
+    /// # Safety
+    /// As for `resume_raw`, and `poll_state` is the thread's poll state.
+    #[inline(always)]
+    pub(crate) unsafe fn resume_raw_in_poll(&mut self, arg: Resume, poll_state: usize) -> usize {
+        let mut arg = ManuallyDrop::new(arg);
+        let ptr = if mem::size_of::<Resume>() == 0 {
+            1 << (usize::BITS - 1)
+        } else {
+            &mut *arg as *mut Resume as usize
+        };
+        debug_assert!(ptr > fiber::TOKEN_MAX);
+        // SAFETY: as in `resume_raw`; the poll state per the caller.
+        unsafe { self.fiber.resume_in_poll_state(ptr, poll_state) }
+    }
+
     /// [`resume_raw`](Self::resume_raw) of a generator known to be `Suspended`.
     ///
     /// # Safety
