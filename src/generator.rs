@@ -406,10 +406,10 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         unsafe { self.fiber.resume_suspended(ptr) }
     }
 
-    /// [`Generator::resume`] when the state is not `Suspended` (out of line: the
-    /// first resume, once per generator, or a misuse): panics with what was misused
-    /// unless it is `Fresh`.
-    #[inline(never)]
+    /// [`Generator::resume`] when the state is not `Suspended` (the first resume,
+    /// once per generator, or a misuse): panics with what was misused unless it is
+    /// `Fresh`.
+    #[inline]
     #[track_caller]
     fn resume_first(&mut self, arg: Resume) -> GeneratorState<Y, R> {
         check_first_resume("StackfulGenerator", self.fiber.state());
