@@ -55,6 +55,15 @@ fn main() {
         println!("cargo:rustc-cfg=stackful_asan");
     }
 
+    // The context slot is read inline, not through `stackful_context_slot()`, on
+    // Linux x86_64 and aarch64 (src/context.rs, `tls`; csrc/context.c).
+    println!("cargo:rustc-check-cfg=cfg(stackful_inline_tls)");
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let pointer_width = env::var("CARGO_CFG_TARGET_POINTER_WIDTH").unwrap_or_default();
+    if os == "linux" && (arch == "x86_64" || arch == "aarch64") && pointer_width == "64" {
+        println!("cargo:rustc-cfg=stackful_inline_tls");
+    }
+
     let windows = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("windows");
     let supported = if windows {
         SUPPORTED_WINDOWS

@@ -33,14 +33,47 @@
 #define STACKFUL_THREAD_LOCAL __thread
 #endif
 
+/*
+ * TLS model: initial-exec where the object format has it (ELF), so the address is
+ * the thread pointer plus a constant fixed at load time: two instructions, where the
+ * default model for position-independent code (general-dynamic, relaxed by the
+ * linker in an executable) takes four and a stack adjustment. The cost: a shared
+ * library holding this symbol takes its 16 bytes from the static TLS block, which a
+ * library loaded with dlopen() may find full (dlopen then fails with "cannot
+ * allocate memory in static TLS block"; glibc reserves spare room for this).
+ */
+#if defined(__ELF__) && !defined(__wasm__)
+#define STACKFUL_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define STACKFUL_TLS_MODEL
+#endif
+
 #if defined(_WIN32)
 #define STACKFUL_SHARED_LINKAGE __attribute__((noinline))
 #else
 #define STACKFUL_SHARED_LINKAGE __attribute__((weak, noinline))
 #endif
 
+#if defined(__ELF__) && !defined(__wasm__)
+/*
+ * ELF: the slot itself is a second shared symbol, a weak thread-local that every copy
+ * defines (the linker keeps one, like the function's), so that Rust code on Linux
+ * x86_64 and aarch64 reads it inline (src/context.rs, `tls`: an asm! block that
+ * computes its address from the thread pointer each time it runs) instead of calling
+ * the function on the hot paths. The function returns its address, so both ways reach
+ * the same slot; both names are fixed for good.
+ */
+__attribute__((weak)) STACKFUL_THREAD_LOCAL STACKFUL_TLS_MODEL struct stackful_slot
+    stackful_slot_tls;
+
 STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
-    static STACKFUL_THREAD_LOCAL struct stackful_slot slot;
+    __asm__ __volatile__("" ::: "memory");
+    return &stackful_slot_tls;
+}
+#else
+STACKFUL_SHARED_LINKAGE struct stackful_slot *stackful_context_slot(void) {
+    static STACKFUL_THREAD_LOCAL STACKFUL_TLS_MODEL struct stackful_slot slot;
     __asm__ __volatile__("" ::: "memory");
     return &slot;
 }
+#endif

@@ -34,6 +34,10 @@
  *   - `size` is the size in bytes of the publisher's `stackful_context` (the fields
  *     of its version; private data may follow it and is not part of the ABI).
  *   - A breaking change would rename `stackful_context_slot`.
+ * On ELF targets the slot is itself a shared symbol, the weak thread-local
+ * `stackful_slot_tls` (csrc/context.c), whose address `stackful_context_slot()`
+ * returns: the Rust copies read it inline on Linux x86_64 and aarch64. Its name is
+ * fixed for good too. C code keeps calling the function.
  * Contexts are only valid during the call that read them: read the slot again
  * after anything that may suspend.
  */

@@ -46,10 +46,15 @@
 //!
 //! A coroutine may suspend on one thread and be resumed on another (`SendFuture`),
 //! and LLVM may reuse a thread-local's address computed before a context switch
-//! (llvm/llvm-project#98479). The slot is only reached through
-//! `stackful_context_slot()`, an opaque call that computes the address on the thread
-//! that makes it, and nothing keeps that address across anything that may switch
-//! (`wait` keeps it while it polls its future, which cannot move the coroutine).
+//! (llvm/llvm-project#98479). The slot is only reached through [`slot`] (and
+//! [`poll_state`]), which compute the address on the thread that runs them: on Linux
+//! x86_64 and aarch64 an `asm!` block that reads the thread pointer and the
+//! thread-local `stackful_slot_tls` (module `tls`; `stackful_context_slot()` returns
+//! its address), elsewhere the opaque call `stackful_context_slot()`. Neither can be
+//! merged with another or moved across a switch, so both may be inlined anywhere,
+//! also into functions that switch. Nothing keeps the address across anything that
+//! may switch (`wait` keeps it while it polls its future, which cannot move the
+//! coroutine).
 //!
 //! Copies of the crate share `Context` pointers and call each other's operations
 //! with the Rust "C-unwind" ABI: they are built by one compiler into one program.
@@ -169,6 +174,15 @@ impl PollFrame {
     }
 }
 
+impl PollFrame {
+    /// The poll state ([`poll_state`]) that [`EnterFrame::new`] publishes for this
+    /// frame: the LINK slot of its coroutine.
+    #[inline(always)]
+    pub(crate) fn poll_state(&self) -> usize {
+        self.link as usize
+    }
+}
+
 /// Whose yield budget the code running on this thread charges.
 #[derive(Clone, Copy)]
 pub(crate) enum CurrentBudget {
@@ -269,6 +283,8 @@ pub(crate) struct Slot {
     pub(crate) state: usize,
 }
 
+// With the inline path the function is only for C code and other copies.
+#[cfg_attr(stackful_inline_tls, allow(dead_code))]
 extern "C" {
     /// csrc/context.c: the address of this thread's slot. Never keep it across a
     /// possible switch (see the module docs).
@@ -279,9 +295,86 @@ extern "C" {
 /// suspend the calling coroutine (it may be resumed on another thread).
 #[inline(always)]
 pub(crate) fn slot() -> *mut Slot {
+    #[cfg(stackful_inline_tls)]
+    return tls::slot();
     // SAFETY: a C function without preconditions; it returns the address of a live
     // thread-local of the calling thread.
-    unsafe { stackful_context_slot() }
+    #[cfg(not(stackful_inline_tls))]
+    unsafe {
+        stackful_context_slot()
+    }
+}
+
+/// The slot read inline (Linux on x86_64 and aarch64): `stackful_slot_tls`, the
+/// thread-local that `stackful_context_slot()` returns the address of there
+/// (csrc/context.c), addressed in the initial-exec model (thread pointer plus a
+/// load-time offset from the GOT, which the linker turns into a constant in an
+/// executable).
+///
+/// Migration safety (see the module docs): each `asm!` block computes the address
+/// from the thread pointer of the thread running it, and is not `pure`, so the
+/// compiler neither merges two of them nor moves one across the switch (an `asm!`
+/// block with side effects, too). Only the value returned is kept, and the callers
+/// use it before anything that may switch, as with the C function.
+#[cfg(stackful_inline_tls)]
+mod tls {
+    use super::Slot;
+    use std::arch::asm;
+
+    /// The address of this thread's slot.
+    #[inline(always)]
+    pub(super) fn slot() -> *mut Slot {
+        let p: *mut Slot;
+        // SAFETY: reads the GOT entry of a thread-local that csrc/context.c defines
+        // and the thread pointer; writes only `p`.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            asm!(
+                "mov {p}, qword ptr [rip + stackful_slot_tls@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(nostack, readonly),
+            );
+        }
+        // SAFETY: as above.
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            asm!(
+                "mrs {t}, tpidr_el0",
+                "adrp {p}, :gottprel:stackful_slot_tls",
+                "ldr {p}, [{p}, #:gottprel_lo12:stackful_slot_tls]",
+                "add {p}, {p}, {t}",
+                p = out(reg) p,
+                t = out(reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        p
+    }
+
+    /// This thread's [`Slot::state`](super::Slot) (one load on x86_64).
+    #[inline(always)]
+    pub(super) fn state() -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let state: usize;
+            // SAFETY: as for `slot`; reads the slot's second word.
+            unsafe {
+                asm!(
+                    "mov {s}, qword ptr [rip + stackful_slot_tls@GOTTPOFF]",
+                    "mov {s}, qword ptr fs:[{s} + 8]",
+                    s = out(reg) state,
+                    options(nostack, readonly, preserves_flags),
+                );
+            }
+            state
+        }
+        // SAFETY: the address of this thread's live slot, used at once.
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe {
+            (*slot()).state
+        }
+    }
 }
 
 /// Bit 0 of [`Slot::state`]: a `wait` (of any copy) polls its future inside the
@@ -301,8 +394,13 @@ pub(crate) const WAIT_POLLING: usize = 1;
 /// identity.)
 #[inline(always)]
 pub(crate) fn poll_state() -> usize {
+    #[cfg(stackful_inline_tls)]
+    return tls::state();
     // SAFETY: the slot is valid and initialised.
-    unsafe { (*slot()).state }
+    #[cfg(not(stackful_inline_tls))]
+    unsafe {
+        (*slot()).state
+    }
 }
 
 /// The context of the innermost poll (or drop) of a coroutine, of any copy, running
@@ -324,14 +422,18 @@ pub(crate) struct EnterFrame<'f> {
 
 impl<'f> EnterFrame<'f> {
     /// Publishes `frame` until the returned guard, which borrows it, is dropped.
-    // Out of line: it reads std's panic count (a thread-local on its slow path).
-    #[inline(never)]
+    ///
+    /// Inline (into the poll, which then switches): the slot is read through
+    /// [`slot`], which computes the address afresh where it runs, and std's panic
+    /// count (a thread-local on its slow path) only in the out-of-line
+    /// [`thread_panicking`].
+    #[inline(always)]
     pub(crate) fn new(frame: &'f PollFrame) -> Self {
         let slot = slot();
         // SAFETY: the slot is valid for this call (nothing here switches).
         let (outer, outer_state) = unsafe { ((*slot).context, (*slot).state) };
         let panicking = if outer.is_null() {
-            std::thread::panicking() as usize
+            thread_panicking()
         } else {
             // SAFETY: the outer context belongs to the poll that runs the coroutine
             // we are on; it lives on that caller's stack, blocked below us.
@@ -344,7 +446,7 @@ impl<'f> EnterFrame<'f> {
         // `poll_coroutine` and `cancel_coroutine`, drop them on every path.)
         unsafe {
             (*slot).context = &frame.shared;
-            (*slot).state = frame.link as usize;
+            (*slot).state = frame.poll_state();
         }
         EnterFrame {
             outer,
@@ -354,8 +456,16 @@ impl<'f> EnterFrame<'f> {
     }
 }
 
+/// `std::thread::panicking()`, out of line: it reads a thread-local of std on its
+/// slow path, whose address must not be computed in a function that switches.
+#[inline(never)]
+fn thread_panicking() -> usize {
+    std::thread::panicking() as usize
+}
+
 impl Drop for EnterFrame<'_> {
-    #[inline(never)]
+    // Inline, as `new`: the slot's address is computed afresh here.
+    #[inline(always)]
     fn drop(&mut self) {
         let slot = slot();
         // SAFETY: the slot is valid for this call.

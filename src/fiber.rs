@@ -375,21 +375,53 @@ impl<'a> Fiber<'a> {
     /// `Suspended`). The value the word points at is valid until the next resume.
     #[inline(always)]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
+        // SAFETY: forwarded.
+        unsafe { self.resume_in_state(arg, self.sp != 0, crate::context::poll_state()) }
+    }
+
+    /// [`resume`](Self::resume) for a caller that knows the poll state of the thread
+    /// (`context::poll_state()`): the poll that has just published it.
+    ///
+    /// # Safety
+    /// As for [`resume`](Self::resume), and `poll_state` is the thread's poll state.
+    #[inline(always)]
+    pub(crate) unsafe fn resume_in_poll_state(&mut self, arg: usize, poll_state: usize) -> usize {
+        debug_assert_eq!(poll_state, crate::context::poll_state());
+        // SAFETY: forwarded.
+        unsafe { self.resume_in_state(arg, self.sp != 0, poll_state) }
+    }
+
+    /// [`resume`](Self::resume) for a caller that has just checked that the state is
+    /// `Suspended` (saves the second test of `sp`).
+    ///
+    /// # Safety
+    /// The state is `Suspended`; otherwise as for [`resume`](Self::resume).
+    #[inline(always)]
+    pub(crate) unsafe fn resume_suspended(&mut self, arg: usize) -> usize {
+        debug_assert!(self.sp != 0);
+        // SAFETY: forwarded.
+        unsafe { self.resume_in_state(arg, true, crate::context::poll_state()) }
+    }
+
+    /// [`resume`](Self::resume), with `suspended` the value of `self.sp != 0`
+    /// (a constant where the caller knows it) and `poll_state` the thread's poll state.
+    ///
+    /// # Safety
+    /// As for [`resume`](Self::resume), `suspended == (self.sp != 0)`, and
+    /// `poll_state == context::poll_state()`.
+    #[inline(always)]
+    unsafe fn resume_in_state(&mut self, arg: usize, suspended: bool, poll_state: usize) -> usize {
         let sp = self.sp;
         // Before anything touches the coroutine's stack: a registry snapshot may be
         // capturing its backtrace (it holds the published `sp` meanwhile).
         #[cfg(feature = "registry")]
         self.entry().before_resume(sp);
         // SAFETY: the word below the flags is ours (see the layout above).
-        unsafe {
-            self.link
-                .sub(RESUMER_BELOW_LINK)
-                .write(crate::context::poll_state())
-        };
+        unsafe { self.link.sub(RESUMER_BELOW_LINK).write(poll_state) };
         // SAFETY: the coroutine of `link` (set up by `new_inner`) is resumed next.
         #[cfg(stackful_asan)]
         let fake_stack = unsafe { crate::asan::before_resume(self.link) };
-        let transfer = if sp != 0 {
+        let transfer = if suspended {
             // Running: `state` has said so since the first entry.
             self.sp = 0;
             // SAFETY: a non-zero `sp` is the coroutine's latest save point and its

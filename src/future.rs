@@ -347,8 +347,9 @@ pub(crate) unsafe fn poll_coroutine<Y, R>(
 ) -> usize {
     let frame = PollFrame::new(cx, generator.link(), budget);
     let _enter = EnterFrame::new(&frame);
-    // SAFETY: per the caller.
-    unsafe { generator.resume_raw(()) }
+    // SAFETY: per the caller; `EnterFrame::new` has just made the frame's state the
+    // thread's poll state (saves reading it back).
+    unsafe { generator.resume_raw_in_poll((), frame.poll_state()) }
 }
 
 /// Cancels (unwinds) a suspended future or stream coroutine, with a frame that makes

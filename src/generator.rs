@@ -373,6 +373,54 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
         unsafe { self.fiber.resume(ptr) }
     }
 
+    /// [`resume_raw`](Self::resume_raw) of a future's or stream's coroutine, from
+    /// the poll that has just published `poll_state` (`context::poll_state()`).
+    ///
+    /// # Safety
+    /// As for `resume_raw`, and `poll_state` is the thread's poll state.
+    #[inline(always)]
+    pub(crate) unsafe fn resume_raw_in_poll(&mut self, arg: Resume, poll_state: usize) -> usize {
+        let mut arg = ManuallyDrop::new(arg);
+        let ptr = if mem::size_of::<Resume>() == 0 {
+            1 << (usize::BITS - 1)
+        } else {
+            &mut *arg as *mut Resume as usize
+        };
+        debug_assert!(ptr > fiber::TOKEN_MAX);
+        // SAFETY: as in `resume_raw`; the poll state per the caller.
+        unsafe { self.fiber.resume_in_poll_state(ptr, poll_state) }
+    }
+
+    /// [`resume_raw`](Self::resume_raw) of a generator known to be `Suspended`.
+    ///
+    /// # Safety
+    /// The state is `Suspended`; otherwise as for `resume_raw`.
+    #[inline(always)]
+    pub(crate) unsafe fn resume_raw_suspended(&mut self, arg: Resume) -> usize {
+        let mut arg = ManuallyDrop::new(arg);
+        let ptr = if mem::size_of::<Resume>() == 0 {
+            1 << (usize::BITS - 1)
+        } else {
+            &mut *arg as *mut Resume as usize
+        };
+        debug_assert!(ptr > fiber::TOKEN_MAX);
+        // SAFETY: as in `resume_raw`; Suspended per the caller.
+        unsafe { self.fiber.resume_suspended(ptr) }
+    }
+
+    /// [`Generator::resume`] when the state is not `Suspended` (the first resume,
+    /// once per generator, or a misuse): panics with what was misused unless it is
+    /// `Fresh`.
+    #[inline]
+    #[track_caller]
+    fn resume_first(&mut self, arg: Resume) -> GeneratorState<Y, R> {
+        check_first_resume("StackfulGenerator", self.fiber.state());
+        // SAFETY: Fresh (checked above: otherwise it panicked).
+        let word = unsafe { self.resume_raw(arg) };
+        // SAFETY: a fresh word from the coroutine, typed by this generator.
+        unsafe { take_message(word) }
+    }
+
     pub(crate) fn state(&self) -> State {
         self.fiber.state()
     }
@@ -449,10 +497,10 @@ impl<Y, R, Resume> Generator<Resume> for StackfulGenerator<'_, Y, R, Resume> {
     fn resume(self: Pin<&mut Self>, arg: Resume) -> GeneratorState<Y, R> {
         let this = self.get_mut();
         if !this.fiber.is_suspended() {
-            check_first_resume("StackfulGenerator", this.fiber.state());
+            return this.resume_first(arg);
         }
-        // SAFETY: Fresh or Suspended (checked above).
-        let word = unsafe { this.resume_raw(arg) };
+        // SAFETY: Suspended (checked above).
+        let word = unsafe { this.resume_raw_suspended(arg) };
         // SAFETY: a fresh word from the coroutine, typed by this generator.
         unsafe { take_message(word) }
     }
