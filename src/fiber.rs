@@ -721,7 +721,16 @@ pub(crate) unsafe fn suspend(link: *mut usize, word: usize) -> usize {
     let mut arg = unsafe { switch_out_announced(word, link) };
     // One compare for every token (see the module docs).
     while arg <= TOKEN_MAX {
-        // SAFETY: as above; `arg` is a token.
+        if arg == CANCEL {
+            // The unwind starts in this very frame: every frame between the
+            // suspension and the coroutine's `catch_unwind` is walked twice by the
+            // unwinder (search, then cleanup), at about 1,300 instructions a frame
+            // (libgcc), so a helper frame here would make every drop of a
+            // suspended coroutine dearer.
+            // SAFETY: as above; just resumed with CANCEL.
+            unsafe { begin_cancel(link) }
+        }
+        // SAFETY: as above; `arg` is a token other than CANCEL.
         unsafe { token_received(link, arg) };
         // Suspend again, from this frame: at the same stack pointer as the first time
         // (what `trace_suspended` relies on, and checks).
@@ -753,8 +762,9 @@ unsafe fn switch_out_announced(word: usize, link: *mut usize) -> usize {
     arg
 }
 
-/// The cold path of [`suspend`]: [`CANCEL`] unwinds; `TRACE` captures a backtrace for
-/// the tracer and returns, and [`suspend`] switches out again (see the module docs).
+/// The cold path of [`suspend`] for `TRACE` (its [`CANCEL`] path is [`begin_cancel`],
+/// inlined): captures a backtrace for the tracer and returns, and [`suspend`] switches
+/// out again (see the module docs).
 ///
 /// # Safety
 /// `link` is the LINK slot of the running coroutine, just resumed with the token
@@ -762,10 +772,7 @@ unsafe fn switch_out_announced(word: usize, link: *mut usize) -> usize {
 #[cold]
 #[inline(never)]
 unsafe fn token_received(link: *mut usize, arg: usize) {
-    if arg == CANCEL {
-        // SAFETY: per the caller.
-        unsafe { begin_cancel(link) }
-    }
+    debug_assert_ne!(arg, CANCEL, "CANCEL is handled by the suspending frame");
     #[cfg(not(target_arch = "wasm32"))]
     {
         debug_assert_eq!(arg, TRACE);
@@ -797,8 +804,7 @@ unsafe fn token_received(link: *mut usize, arg: usize) {
 /// # Safety
 /// `link` is the LINK slot of the running coroutine, which was just resumed with
 /// [`CANCEL`].
-#[cold]
-#[inline(never)]
+#[inline(always)]
 unsafe fn begin_cancel(link: *mut usize) -> ! {
     // SAFETY: forwarded.
     unsafe { mark_cancelling(link) };

@@ -13,6 +13,7 @@
 pub mod budget;
 pub mod churn;
 pub mod create_run_drop;
+pub mod drop_suspended;
 pub mod nesting;
 pub mod round_trip;
 pub mod sync_over_async;
@@ -66,6 +67,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(wait_pending_once::cases());
     v.extend(create_run_drop::cases());
     v.extend(churn::cases());
+    v.extend(drop_suspended::cases());
     v.extend(nesting::cases());
     v.extend(sync_over_async::cases());
     v.extend(budget::cases());

@@ -159,20 +159,31 @@ impl Slab {
     }
 
     /// Releases the pages of every dirty slot; they become clean.
+    ///
+    /// Adjacent dirty slots are released by one `madvise` over the whole run (stacks
+    /// freed in the order they were taken, the common case, make a batch one call):
+    /// the guard pages inside the run keep their markers (`MADV_DONTNEED` leaves guard
+    /// markers in place, which [`probe`] checked before any slab was made).
     fn release_dirty(&mut self) {
         let page = page_size();
-        for &i in &self.dirty {
-            let slot = self.base + i as usize * self.stride;
-            // SAFETY: the usable part of a freed slot of our own mapping: nothing uses
-            // it. The guard page below it is left alone (and would keep its marker).
-            unsafe {
-                libc::madvise(
-                    (slot + page) as *mut _,
-                    self.stride - page,
-                    libc::MADV_DONTNEED,
-                )
-            };
+        self.dirty.sort_unstable();
+        let mut runs = self.dirty.iter().map(|&i| i as usize).peekable();
+        while let Some(first) = runs.next() {
+            let mut last = first;
+            while runs.peek() == Some(&(last + 1)) {
+                last += 1;
+                runs.next();
+            }
+            let start = self.base + first * self.stride + page;
+            let end = self.base + (last + 1) * self.stride;
+            // SAFETY: the usable parts of freed slots `first..=last` of our own mapping
+            // and the guard pages between them: nothing uses them. The guard page
+            // below `first` is left alone; those inside the run keep their markers.
+            unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_DONTNEED) };
         }
+        // Reused from the top of the list: the lowest slot first keeps live stacks
+        // packed at the start of the slab.
+        self.dirty.reverse();
         self.clean.append(&mut self.dirty);
     }
 }
@@ -422,10 +433,17 @@ mod tests {
             // SAFETY: from `take`, given back once.
             unsafe { give_back(slot.start, slot.slab) };
         }
-        // Released in batches of RELEASE_BATCH: these come back dirty, then clean.
+        // Released in batches of RELEASE_BATCH (each batch one `madvise` over a run
+        // of adjacent slots, guard pages included): all of them come back clean, their
+        // pages zero again, their guard pages still there.
         let again: Vec<Slot> = (0..2 * RELEASE_BATCH)
             .map(|_| take(usable).unwrap().unwrap())
             .collect();
+        for slot in &again {
+            let top = slot.start.as_ptr() as usize + page + usable - 1;
+            // SAFETY: the top byte of the slot's usable part, which the slot owns.
+            assert_eq!(unsafe { (top as *const u8).read() }, 0, "not released");
+        }
         again.iter().for_each(check);
         for slot in again.into_iter().chain([keep]) {
             // SAFETY: from `take`, given back once.
