@@ -118,8 +118,9 @@ struct stackful_context {
     /* Rust's `*mut core::task::Context` of the current poll (opaque to C); NULL while
      * the coroutine is being dropped. */
     void *rust_task_context;
-    /* Non-zero if the thread was already panicking when the outermost poll on this
-     * thread began (Rust copies use it to tell their own unwinds apart). */
+    /* Non-zero if the thread was already panicking when this poll began; a poll made
+     * by a `wait` of an outer coroutine copies the outer poll's value instead (Rust
+     * copies use it to tell their own unwinds apart). */
     stackful_uptr thread_was_panicking;
     /* Later versions append here. */
 };

@@ -83,7 +83,10 @@
 //!   the coroutine is being dropped (its destructors run), and while a panic of its
 //!   own unwinds it (a coroutine suspended halfway through unwinding could not be
 //!   dropped later). There [`consume`] refills
-//!   the budget and goes on, and [`should_yield`] is false.
+//!   the budget and goes on, and [`should_yield`] is false. The budget also never
+//!   yields while the *thread* is panicking (a coroutine polled from a destructor
+//!   during an unrelated unwind): std does not say how many panics are in flight, so
+//!   a panic of the coroutine's own could not be told from the thread's.
 //! * **Another copy of stackful** (see the README, "Several copies of stackful in
 //!   one program"): code charges the budget of the coroutine it runs in, whichever
 //!   copy runs it, through the shared context (ABI version 2; in a coroutine of a

@@ -774,3 +774,45 @@ pub struct Case41;
 /// assert_sync(&s);
 /// ```
 pub struct Case42;
+
+/// A `YieldHandle` is not `Sync`: a thread spawned in a scope inside the generator
+/// cannot yield it (that would suspend the generator from another thread's stack).
+/// (Review round 3.)
+///
+/// ```compile_fail,E0277
+/// use stackful::generator::{StackfulGenerator, YieldHandle};
+/// let _g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| {
+///     std::thread::scope(|s| {
+///         s.spawn(|| y.yeet(1));
+///     })
+/// });
+/// ```
+pub struct Case43;
+
+/// Nor is a `StreamHandle`. (Review round 3.)
+///
+/// ```compile_fail,E0277
+/// use stackful::StreamHandle;
+/// let _s = stackful::stream(|y: &StreamHandle<u32>| {
+///     std::thread::scope(|s| {
+///         s.spawn(|| y.yield_item(1));
+///     })
+/// });
+/// ```
+pub struct Case44;
+
+/// A generator is not `Send`, so `SendFuture::new` refuses a closure that owns one,
+/// whatever its caller vouches for. (Review round 3.)
+///
+/// ```compile_fail,E0277
+/// use stackful::generator::{StackfulGenerator, YieldHandle};
+/// let g = StackfulGenerator::new(|y: &YieldHandle<u32>, ()| y.yeet(1));
+/// // SAFETY: (the generator is what is wrong, and the bound catches it.)
+/// let _fut = unsafe {
+///     stackful::SendFuture::new(move || {
+///         let mut g = g;
+///         let _ = &mut g;
+///     })
+/// };
+/// ```
+pub struct Case45;

@@ -106,10 +106,10 @@ pub(crate) struct SharedContext {
     /// `*mut Context<'static>` (untyped here only because `Context` is not an FFI
     /// type).
     cx: *mut c_void,
-    /// Version 1: non-zero if the thread was already panicking when the outermost
-    /// poll on this thread began (see [`coroutine_is_unwinding`]). Set by
-    /// [`EnterFrame::new`]: a nested poll (one made from inside a coroutine) inherits
-    /// it, since waiting there suspends the whole chain.
+    /// Version 1: non-zero if the thread was already panicking when the poll began
+    /// (see [`coroutine_is_unwinding`]). Set by [`EnterFrame::new`]: a poll made by a
+    /// `wait` of an outer coroutine inherits the outer poll's flag, since waiting
+    /// there suspends the whole chain; any other poll reads the thread's state.
     thread_was_panicking: Cell<usize>,
 }
 
@@ -254,10 +254,13 @@ unsafe extern "C" fn c_should_yield(ctx: *const SharedContext) -> c_int {
 
 /// Whether a budget yield may suspend the coroutine running here: inside the poll of
 /// a coroutine future or stream (of any copy), not while it is being dropped, not
-/// inside the poll of a future that a `wait` is polling, and not while a panic of its
-/// own (or of its chain) unwinds it: a coroutine suspended halfway through unwinding
+/// inside the poll of a future that a `wait` is polling, and not while the thread is
+/// panicking. A coroutine suspended halfway through unwinding a panic of its own
 /// could not be dropped later (a second unwind through the same frames aborts), and
-/// a budget yield is only a courtesy, so it refills instead.
+/// std only says *whether* the thread is panicking, not how many panics are in flight:
+/// in a coroutine polled while the thread was already panicking (from a destructor
+/// during an unrelated unwind) a panic of its own would not show. A budget yield is
+/// only a courtesy, so while the thread panics it refills instead.
 #[inline(never)]
 pub(crate) fn can_suspend_here() -> bool {
     let slot = slot();
@@ -268,7 +271,7 @@ pub(crate) fn can_suspend_here() -> bool {
         !ctx.is_null()
             && !(*ctx).cx.is_null()
             && (*slot).state & WAIT_POLLING == 0
-            && (!std::thread::panicking() || (*ctx).thread_was_panicking.get() != 0)
+            && !std::thread::panicking()
     }
 }
 
@@ -432,12 +435,20 @@ impl<'f> EnterFrame<'f> {
         let slot = slot();
         // SAFETY: the slot is valid for this call (nothing here switches).
         let (outer, outer_state) = unsafe { ((*slot).context, (*slot).state) };
-        let panicking = if outer.is_null() {
-            thread_panicking()
-        } else {
+        // A poll that a `wait` makes (of this coroutine, or of a future that polls
+        // it) is part of the outer poll: if this coroutine waits, the outer chain
+        // suspends with it, so it inherits the outer poll's flag. Any other poll (by
+        // hand, or by an executor run from a destructor) stands alone: its Pending
+        // suspends no one else.
+        let panicking = if outer_state & WAIT_POLLING != 0 {
+            // WAIT_POLLING is only ever set (by a `wait` of any copy) in the state of
+            // a published poll, so there is an outer context.
+            debug_assert!(!outer.is_null());
             // SAFETY: the outer context belongs to the poll that runs the coroutine
             // we are on; it lives on that caller's stack, blocked below us.
             unsafe { (*outer).thread_was_panicking.get() }
+        } else {
+            thread_panicking()
         };
         frame.shared.thread_was_panicking.set(panicking);
         // SAFETY: as above; the guard borrows the frame, and removes it before the
@@ -539,9 +550,15 @@ impl SharedContext {
 
 /// Whether the coroutine of the poll running on this thread is unwinding: it is being
 /// dropped, or a panic of its own, or of a coroutine of its chain (one that started
-/// since the outermost poll began), is propagating through it. False outside any
+/// since the poll of the chain began), is propagating through it. False outside any
 /// poll, and when only the thread that polls it is panicking (a coroutine polled from
 /// a destructor during an unrelated unwind may wait as usual).
+///
+/// One case is not seen: a coroutine polled while the thread was already panicking
+/// that then panics itself. std says only *whether* the thread is panicking, not how
+/// many panics are in flight, so that second panic does not show, and the coroutine
+/// may wait halfway through it (dropping it while it is suspended there aborts, as
+/// for any coroutine suspended mid-unwind).
 #[cfg(any(feature = "futures-io", feature = "tokio"))]
 #[inline(never)]
 pub(crate) fn coroutine_is_unwinding() -> bool {

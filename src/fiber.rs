@@ -42,11 +42,14 @@
 //! took, or [`PENDING`]). Nothing else runs on the coroutine during the trace: no
 //! user code, no crate thread-local; the trace (whose unwinder follows LINK, as ever)
 //! shows the coroutine's frames and then the tracer's. The next real resume may be
-//! [`CANCEL`] as usual. Capturing runs on the coroutine's stack: it needs some free
-//! stack there (a few KiB for the unwinder); a coroutine saved on its own stack with
-//! less than [`TRACE_STACK_RESERVE`] free below its save point has no trace (on a
-//! custom stack without a guard page the capture would write below the stack). Not on wasm32 (no native unwinder; the
-//! token is never sent there).
+//! [`CANCEL`] as usual. Capturing runs where the coroutine is saved: it needs some
+//! free stack there (a few KiB for the unwinder); a coroutine saved with less than
+//! [`TRACE_STACK_RESERVE`] free below its save point has no trace (on a custom stack
+//! without a guard page the capture would write below the stack). When the save
+//! point is on the stack of a generator the coroutine runs, the free space there is
+//! looked up in the stack allocator's records (default stacks, Linux); a save point
+//! on any other stack gets no trace. Not on wasm32 (no native unwinder; the token is
+//! never sent there).
 //!
 //! # Stack layout
 //!
@@ -527,11 +530,13 @@ impl<'a> Fiber<'a> {
 /// point, on any thread: nothing of the coroutine's own code runs during the trace,
 /// and the switches keep the per-thread state right as for `SendFuture`).
 ///
-/// `bottom` is the lowest usable address of the coroutine's own stack: if it was
-/// saved on that stack (not on the stack of a generator it runs, see "Backtrace of a
-/// suspended coroutine") with less than [`TRACE_STACK_RESERVE`] bytes free below `sp`,
-/// there is no trace (`None`): the capture would overflow it, into a guard page (an
-/// abort) or, on a custom stack without one, into memory that is not the stack's.
+/// `bottom` is the lowest usable address of the coroutine's own stack. With less
+/// than [`TRACE_STACK_RESERVE`] bytes free below `sp` there is no trace (`None`): the
+/// capture would overflow the stack, into a guard page (an abort) or, on a custom
+/// stack without one, into memory that is not the stack's. If the coroutine is saved
+/// on the stack of a generator it runs (see "Backtrace of a suspended coroutine"),
+/// that stack's free space is known only if it is a default stack on Linux (the
+/// allocator's records); on any other stack there is no trace either.
 #[cfg(not(target_arch = "wasm32"))]
 #[cold]
 #[inline(never)]
@@ -540,7 +545,15 @@ pub(crate) unsafe fn trace_suspended(
     link: *mut usize,
     bottom: usize,
 ) -> Option<Backtrace> {
-    if (bottom..link as usize).contains(&sp) && sp - bottom < TRACE_STACK_RESERVE {
+    // The capture runs where the coroutine is saved: on its own stack, or on the
+    // stack of a generator it runs (a chain suspended from inside the generator),
+    // whose bounds only the stack allocator knows.
+    let free = if (bottom..link as usize).contains(&sp) {
+        Some(sp - bottom)
+    } else {
+        crate::stack::free_below_in_default_stack(sp)
+    };
+    if !free.is_some_and(|free| free >= TRACE_STACK_RESERVE) {
         return None;
     }
     let mut slot = mem::MaybeUninit::<Option<Backtrace>>::uninit();

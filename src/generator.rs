@@ -309,8 +309,9 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// Returns `None` if the generator is not suspended: not started yet, running
     /// (this is called from inside it, or it is part of a chain of coroutines that
     /// another coroutine suspended: that one's backtrace shows its frames), or
-    /// finished; also if it suspended with less than 8 KiB of its stack free (see
-    /// "How" below). Always `None` on wasm32, where std cannot capture backtraces.
+    /// finished; also if it is saved with less than 8 KiB of stack free below that
+    /// point (see "How" below). Always `None` on wasm32, where std cannot capture
+    /// backtraces.
     ///
     /// The frames are the coroutine's, from the suspension point down to its entry,
     /// followed by the frames of the caller of `backtrace` (the unwinder follows the
@@ -319,9 +320,12 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// symbols are resolved when it is displayed.
     ///
     /// How: the generator is briefly resumed with a private token; the capture runs
-    /// on its stack (it needs 8 KiB free there: with less below the point where the
-    /// generator suspended, there is no trace, `None`) and it suspends again at once,
-    /// exactly as it was. No code of the generator runs, and its next resume sees no
+    /// where it is saved (it needs 8 KiB free there: with less below the point where
+    /// the generator suspended, there is no trace, `None`) and it suspends again at
+    /// once, exactly as it was. That point is on the generator's own stack, or, if it
+    /// suspended from inside a generator it runs (a `yeet` through its handle there),
+    /// on that generator's stack: the free space there is known for default stacks
+    /// on Linux; on other stacks such a chain has no trace. No code of the generator runs, and its next resume sees no
     /// difference. See also `stackful::registry` (feature `registry`): every live
     /// coroutine of the process, with backtraces taken from any thread.
     ///

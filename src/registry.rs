@@ -444,8 +444,11 @@ pub fn snapshot() -> Snapshot {
 /// any thread may). A coroutine that is running, or being traced by another snapshot
 /// at that moment, has none; so has every coroutine on wasm32.
 ///
-/// The capture of each backtrace runs on the coroutine's own stack and needs 8 KiB
-/// free there: a coroutine suspended with less free below that point has none.
+/// The capture of each backtrace runs where the coroutine is saved (its own stack, or
+/// that of a generator it runs) and needs 8 KiB free there: a coroutine saved with
+/// less free below that point has none, and so has one saved on the stack of a
+/// generator it runs when that is not a default stack on Linux (whose free space the
+/// allocator's records give).
 /// Capturing is cheap (symbols are resolved when a backtrace is
 /// displayed), but it blocks the creation and destruction of coroutines in the whole
 /// process meanwhile, and an owner that wants to resume a coroutine being traced

@@ -49,6 +49,20 @@ pub(crate) fn prepare_thread() {
     overflow::prepare_thread();
 }
 
+/// The bytes free below `sp` in the default stack of this process whose usable part
+/// contains it (Linux: a slab slot, or a mapped stack with a registered guard page);
+/// `None` if none does, or the platform keeps no such record.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn free_below_in_default_stack(sp: usize) -> Option<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return overflow::default_stack_bottom(sp).map(|bottom| sp - bottom);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = sp;
+        None
+    }
+}
+
 /// Number of [`DefaultStack`]s currently mapped in the process (all platforms).
 static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -194,10 +208,10 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 ///   behaviour: only stacks with a guard are protected against overflow). The
 ///   coroutine's use of its stack includes the frames this crate runs on it: those of
 ///   `wait`, `yeet` and the drop of a suspended coroutine (its unwinding), and the
-///   capture of a `backtrace()` (a few KiB), which refuses (`None`) only when the
-///   coroutine is saved on its own stack with less than 8 KiB free, not when it is
-///   saved on the stack of a generator it runs. Size a guardless stack with room for
-///   them.
+///   capture of a `backtrace()` (a few KiB), which refuses (`None`) when the
+///   coroutine is saved with less than 8 KiB free below that point, and when it is
+///   saved on a custom stack of a generator it runs (whose free space the crate
+///   cannot know). Size a guardless stack with room for them.
 ///
 /// On wasm32 the lowest [`DEFAULT_SAVE_BUFFER_SIZE`] bytes of a custom stack (at most
 /// a quarter of it) become the coroutine's Asyncify save buffer, and there is never a

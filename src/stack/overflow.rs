@@ -106,6 +106,7 @@ pub(crate) fn register(key: usize, size: usize) -> bool {
     let Some(table) = registry() else {
         return false;
     };
+    MAX_REGISTERED_SIZE.fetch_max(size, Ordering::Relaxed);
     let (keys, sizes) = table.split_at(REGISTRY_SLOTS);
     let start = slot_of(key);
     for i in 0..REGISTRY_SLOTS / 2 {
@@ -145,6 +146,42 @@ pub(crate) fn unregister(key: usize) {
                 return;
             }
             _ => {}
+        }
+    }
+}
+
+/// The largest size [`register`]ed so far: how far below an address
+/// [`default_stack_bottom`] looks for a guard page.
+static MAX_REGISTERED_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The lowest usable address of the default stack whose usable part contains `addr`:
+/// a slot of a slab, or a mapped stack whose guard page is registered. `None` if no
+/// such stack contains it (a custom stack, or a stack whose entry did not fit).
+///
+/// For mapped stacks the registry is probed page by page below `addr`, up to the
+/// largest registered size: a cold path (backtraces), a few hundred lookups for a
+/// default 2 MiB stack.
+pub(crate) fn default_stack_bottom(addr: usize) -> Option<usize> {
+    if let Some((start, stride, usable)) = find_slab(addr) {
+        let offset = (addr - start) % stride;
+        let guard_and_gap = stride - usable;
+        return (offset >= guard_and_gap).then_some(addr - offset + guard_and_gap);
+    }
+    let page = crate::stack::page_size();
+    let max = MAX_REGISTERED_SIZE.load(Ordering::Relaxed);
+    let mut key = addr & !(page - 1);
+    loop {
+        key = key.checked_sub(page)?;
+        if let Some(size) = lookup(key) {
+            // The first guard page below `addr`: `addr` is in that stack if its usable
+            // part reaches up to it.
+            let bottom = key + page;
+            return (addr < bottom.saturating_add(size)).then_some(bottom);
+        }
+        // No guard page at `key`: a stack holding `addr` reaches down to `key` at
+        // least, more than any registered stack once past the largest size.
+        if addr - key > max {
+            return None;
         }
     }
 }
@@ -247,6 +284,13 @@ pub(crate) fn clear_slab(entry: usize) {
 /// If `addr` is in a guard page of a slab, the usable size of that stack.
 /// Async-signal-safe: atomic loads only.
 fn lookup_slab(addr: usize) -> Option<usize> {
+    let (start, stride, usable) = find_slab(addr)?;
+    ((addr - start) % stride < stride - usable).then_some(usable)
+}
+
+/// The slab that `addr` lies in: its start, stride and usable size per slot.
+/// Async-signal-safe: atomic loads only.
+fn find_slab(addr: usize) -> Option<(usize, usize, usize)> {
     let table = slab_table()?;
     let high = SLAB_HIGH.load(Ordering::Acquire).min(SLAB_ENTRIES);
     for e in table[..high * SLAB_WORDS].chunks_exact(SLAB_WORDS) {
@@ -261,7 +305,7 @@ fn lookup_slab(addr: usize) -> Option<usize> {
             continue;
         }
         if (start..end).contains(&addr) {
-            return ((addr - start) % stride < stride - usable).then_some(usable);
+            return Some((start, stride, usable));
         }
     }
     None
