@@ -47,9 +47,9 @@
 //! [`TRACE_STACK_RESERVE`] free below its save point has no trace (on a custom stack
 //! without a guard page the capture would write below the stack). When the save
 //! point is on the stack of a generator the coroutine runs, the free space there is
-//! looked up in the stack allocator's records (default stacks, Linux); a save point
-//! on any other stack gets no trace. Not on wasm32 (no native unwinder; the token is
-//! never sent there).
+//! looked up in the crate's records of stacks (`stack::free_below`); a save point on
+//! a stack they do not know gets no trace. Not on wasm32 (no native unwinder; the
+//! token is never sent there).
 //!
 //! # Stack layout
 //!
@@ -535,8 +535,10 @@ impl<'a> Fiber<'a> {
 /// capture would overflow the stack, into a guard page (an abort) or, on a custom
 /// stack without one, into memory that is not the stack's. If the coroutine is saved
 /// on the stack of a generator it runs (see "Backtrace of a suspended coroutine"),
-/// that stack's free space is known only if it is a default stack on Linux (the
-/// allocator's records); on any other stack there is no trace either.
+/// that stack's free space comes from the crate's records of stacks
+/// ([`crate::stack::free_below`]); a stack they do not know (on Linux, a mapped
+/// default stack whose guard page found no room in the overflow reporter's table)
+/// gets no trace either.
 #[cfg(not(target_arch = "wasm32"))]
 #[cold]
 #[inline(never)]
@@ -551,7 +553,7 @@ pub(crate) unsafe fn trace_suspended(
     let free = if (bottom..link as usize).contains(&sp) {
         Some(sp - bottom)
     } else {
-        crate::stack::free_below_in_default_stack(sp)
+        crate::stack::free_below(sp)
     };
     if !free.is_some_and(|free| free >= TRACE_STACK_RESERVE) {
         return None;

@@ -225,9 +225,8 @@ impl<'a, T> StackfulFuture<'a, T> {
     /// or in a generator's `yeet` it runs): where is it waiting?
     ///
     /// `None` if it is not suspended (not polled yet, being polled, or finished), if
-    /// it is saved with less than 8 KiB of stack free below that point (or on the
-    /// stack of a generator it runs, when that is not a default stack on Linux), and
-    /// always on wasm32. See [`StackfulGenerator::backtrace`] for what the trace holds
+    /// it is saved with less than 8 KiB of stack free below that point (on its own
+    /// stack or on that of a generator it runs), and always on wasm32. See [`StackfulGenerator::backtrace`] for what the trace holds
     /// and how it is taken (the coroutine is exactly as before afterwards).
     ///
     /// ```

@@ -324,8 +324,8 @@ impl<'a, Y, R, Resume> StackfulGenerator<'a, Y, R, Resume> {
     /// the generator suspended, there is no trace, `None`) and it suspends again at
     /// once, exactly as it was. That point is on the generator's own stack, or, if it
     /// suspended from inside a generator it runs (a `yeet` through its handle there),
-    /// on that generator's stack: the free space there is known for default stacks
-    /// on Linux; on other stacks such a chain has no trace. No code of the generator runs, and its next resume sees no
+    /// on that generator's stack, whose free space the crate looks up in its records
+    /// of the stacks coroutines run on. No code of the generator runs, and its next resume sees no
     /// difference. See also `stackful::registry` (feature `registry`): every live
     /// coroutine of the process, with backtraces taken from any thread.
     ///

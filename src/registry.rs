@@ -446,9 +446,7 @@ pub fn snapshot() -> Snapshot {
 ///
 /// The capture of each backtrace runs where the coroutine is saved (its own stack, or
 /// that of a generator it runs) and needs 8 KiB free there: a coroutine saved with
-/// less free below that point has none, and so has one saved on the stack of a
-/// generator it runs when that is not a default stack on Linux (whose free space the
-/// allocator's records give).
+/// less free below that point has none.
 /// Capturing is cheap (symbols are resolved when a backtrace is
 /// displayed), but it blocks the creation and destruction of coroutines in the whole
 /// process meanwhile, and an owner that wants to resume a coroutine being traced

@@ -18,6 +18,13 @@ use std::task::{Context, Poll, Wake, Waker};
 /// try, with a waker that does nothing: if it is not ready at once the operation fails
 /// with an error. A coroutine polled while only the *thread* is panicking (from a
 /// destructor during an unrelated unwind) waits as usual.
+///
+/// Two cases are decided conservatively, since std tells only whether the thread is
+/// panicking, not how many panics are in flight (see `context::coroutine_is_unwinding`):
+/// a coroutine polled from inside the poll that a `wait` of an unwinding coroutine
+/// makes refuses to wait even if it was polled by hand (its Pending might suspend the
+/// unwinding coroutine, through a `join`); and a coroutine polled while the thread
+/// was already panicking cannot see a panic of its own, and waits.
 pub(crate) fn wait_io<T>(
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
 ) -> io::Result<T> {

@@ -81,7 +81,12 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::untrack_mapped(self.bottom().as_ptr() as usize, 0, false);
+        super::untrack_mapped(
+            self.bottom().as_ptr() as usize,
+            self.top().as_ptr() as usize,
+            0,
+            false,
+        );
         // SAFETY: allocated in `new` with this very layout (checked there), and nothing
         // runs on it any more (see `Stack`).
         unsafe {

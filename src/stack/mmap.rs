@@ -171,13 +171,23 @@ impl Drop for DefaultStack {
     fn drop(&mut self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(slab) = self.slab {
-            super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, true);
+            super::untrack_mapped(
+                self.bottom().as_ptr() as usize,
+                self.top().as_ptr() as usize,
+                self.valgrind_id,
+                true,
+            );
             // SAFETY: the slot came from `slab::take` and is given back once, here;
             // nothing runs on it any more (see `Stack`).
             unsafe { super::slab::give_back(self.mapping(), slab) };
             return;
         }
-        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, false);
+        super::untrack_mapped(
+            self.bottom().as_ptr() as usize,
+            self.top().as_ptr() as usize,
+            self.valgrind_id,
+            false,
+        );
         // SAFETY: we own the mapping and nothing runs on it any more (see `Stack`).
         unsafe { libc::munmap(self.mapping().as_ptr().cast(), self.size + page_size()) };
     }

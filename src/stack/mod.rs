@@ -53,7 +53,7 @@ pub(crate) fn prepare_thread() {
 /// contains it (Linux: a slab slot, or a mapped stack with a registered guard page);
 /// `None` if none does, or the platform keeps no such record.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn free_below_in_default_stack(sp: usize) -> Option<usize> {
+fn free_below_in_default_stack(sp: usize) -> Option<usize> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     return overflow::default_stack_bottom(sp).map(|bottom| sp - bottom);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -74,6 +74,8 @@ static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 /// [`untrack_mapped`] before the memory is released.
 pub(crate) fn track_mapped(bottom: usize, top: usize, in_slab: bool) -> usize {
     let valgrind_id = crate::arch::valgrind_stack_register(bottom, top);
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_arch = "wasm32")))]
+    known_stacks::add((bottom, top));
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if !in_slab {
         overflow::register(bottom - page_size(), top - bottom);
@@ -84,14 +86,18 @@ pub(crate) fn track_mapped(bottom: usize, top: usize, in_slab: bool) -> usize {
     valgrind_id
 }
 
-/// Undoes [`track_mapped`] (`in_slab` as there).
-pub(crate) fn untrack_mapped(bottom: usize, valgrind_id: usize, in_slab: bool) {
+/// Undoes [`track_mapped`] (`bottom`, `top` and `in_slab` as there).
+pub(crate) fn untrack_mapped(bottom: usize, top: usize, valgrind_id: usize, in_slab: bool) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if !in_slab {
         overflow::unregister(bottom - page_size());
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_arch = "wasm32")))]
+    known_stacks::remove((bottom, top));
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (bottom, in_slab);
+    let _ = (bottom, top, in_slab);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = top;
     crate::arch::valgrind_stack_deregister(valgrind_id);
     MAPPED.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
@@ -209,9 +215,9 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 ///   coroutine's use of its stack includes the frames this crate runs on it: those of
 ///   `wait`, `yeet` and the drop of a suspended coroutine (its unwinding), and the
 ///   capture of a `backtrace()` (a few KiB), which refuses (`None`) when the
-///   coroutine is saved with less than 8 KiB free below that point, and when it is
-///   saved on a custom stack of a generator it runs (whose free space the crate
-///   cannot know). Size a guardless stack with room for them.
+///   coroutine is saved with less than 8 KiB free below that point, on its own stack
+///   or on the stack of a generator it runs. Size a guardless stack with room for
+///   them.
 ///
 /// On wasm32 the lowest [`DEFAULT_SAVE_BUFFER_SIZE`] bytes of a custom stack (at most
 /// a quarter of it) become the coroutine's Asyncify save buffer, and there is never a
@@ -252,7 +258,99 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 /// The stack a coroutine owns: a pooled default stack or a custom one.
 pub(crate) enum StackStorage<'a> {
     Pooled(pool::PooledStack),
-    Custom(Box<dyn Stack + 'a>),
+    Custom(CustomStack<'a>),
+}
+
+/// A custom stack of a coroutine, entered in the record of known stacks (see
+/// [`free_below`]) for as long as the coroutine has it.
+pub(crate) struct CustomStack<'a> {
+    stack: Box<dyn Stack + 'a>,
+    #[cfg(not(target_arch = "wasm32"))]
+    bounds: (usize, usize),
+}
+
+impl Drop for CustomStack<'_> {
+    fn drop(&mut self) {
+        // Before the stack itself is dropped (fields are dropped after this).
+        #[cfg(not(target_arch = "wasm32"))]
+        known_stacks::remove(self.bounds);
+    }
+}
+
+/// The bounds of the custom stacks of live coroutines and, off Linux, of every mapped
+/// default stack (on Linux the slab table and the guard-page registry of the overflow
+/// reporter give those), for [`free_below`]: where a coroutine is saved on a stack
+/// other than its own (a generator it runs), the capture of its backtrace must know
+/// how much of that stack is free. A cold path: one lock when a coroutine with a
+/// custom stack is created and when it is dropped, and when a default stack is mapped
+/// or unmapped (not when the pool hands one out).
+///
+/// The stacks of live coroutines do not overlap, except that one may lie inside
+/// another (a custom stack made of a local on a coroutine's stack, or carved out of a
+/// `DefaultStack` that a custom `Stack` owns): the one that contains an address and
+/// has the highest bottom is the stack it is on.
+#[cfg(not(target_arch = "wasm32"))]
+mod known_stacks {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    struct Record {
+        /// (bottom, top) -> how many live coroutines have a stack with those bounds.
+        stacks: BTreeMap<(usize, usize), usize>,
+        /// The largest `top - bottom` ever entered: no stack that contains an address
+        /// has its bottom further below it.
+        largest: usize,
+    }
+
+    static RECORD: Mutex<Record> = Mutex::new(Record {
+        stacks: BTreeMap::new(),
+        largest: 0,
+    });
+
+    fn lock() -> std::sync::MutexGuard<'static, Record> {
+        // Nothing panics while the lock is held but an allocation failure, which
+        // aborts: the data is consistent whatever happened to a previous holder.
+        RECORD.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn add(bounds: (usize, usize)) {
+        let mut r = lock();
+        *r.stacks.entry(bounds).or_insert(0) += 1;
+        r.largest = r.largest.max(bounds.1 - bounds.0);
+    }
+
+    pub(super) fn remove(bounds: (usize, usize)) {
+        let mut r = lock();
+        if let Some(n) = r.stacks.get_mut(&bounds) {
+            *n -= 1;
+            if *n == 0 {
+                r.stacks.remove(&bounds);
+            }
+        }
+    }
+
+    /// The bottom of the innermost live custom stack that contains `addr`.
+    pub(super) fn bottom_containing(addr: usize) -> Option<usize> {
+        let r = lock();
+        let lowest = addr.saturating_sub(r.largest);
+        r.stacks
+            .range((lowest, 0)..=(addr, usize::MAX))
+            .rev()
+            .find(|((_, top), _)| addr < *top)
+            .map(|((bottom, _), _)| *bottom)
+    }
+}
+
+/// The bytes free below `sp` in the stack of a live coroutine that contains it: the
+/// innermost known stack that does (a custom stack of a live coroutine, or off Linux
+/// a default stack), else on Linux the default stack that does (the allocator's
+/// records). `None` if no known stack contains it.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn free_below(sp: usize) -> Option<usize> {
+    if let Some(bottom) = known_stacks::bottom_containing(sp) {
+        return Some(sp - bottom);
+    }
+    free_below_in_default_stack(sp)
 }
 
 impl<'a> StackStorage<'a> {
@@ -296,14 +394,20 @@ impl<'a> StackStorage<'a> {
         }
         prepare_thread();
         pool::arm_thread();
-        Ok(StackStorage::Custom(stack))
+        #[cfg(not(target_arch = "wasm32"))]
+        known_stacks::add((bottom, top));
+        Ok(StackStorage::Custom(CustomStack {
+            stack,
+            #[cfg(not(target_arch = "wasm32"))]
+            bounds: (bottom, top),
+        }))
     }
 
     #[inline]
     pub(crate) fn top(&self) -> usize {
         match self {
             StackStorage::Pooled(s) => s.top().as_ptr() as usize,
-            StackStorage::Custom(s) => s.top().as_ptr() as usize,
+            StackStorage::Custom(s) => s.stack.top().as_ptr() as usize,
         }
     }
 
@@ -311,7 +415,7 @@ impl<'a> StackStorage<'a> {
     pub(crate) fn bottom(&self) -> usize {
         match self {
             StackStorage::Pooled(s) => s.bottom().as_ptr() as usize,
-            StackStorage::Custom(s) => s.bottom().as_ptr() as usize,
+            StackStorage::Custom(s) => s.stack.bottom().as_ptr() as usize,
         }
     }
 }

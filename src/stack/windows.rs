@@ -200,7 +200,12 @@ unsafe impl Stack for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
-        super::untrack_mapped(self.bottom().as_ptr() as usize, self.valgrind_id, false);
+        super::untrack_mapped(
+            self.bottom().as_ptr() as usize,
+            self.top().as_ptr() as usize,
+            self.valgrind_id,
+            false,
+        );
         // SAFETY: we own the reservation and nothing runs on it any more (see `Stack`).
         unsafe { VirtualFree(self.base.as_ptr().cast(), 0, MEM_RELEASE) };
     }
