@@ -10,7 +10,7 @@
 //!   makes a destructor on its stack write: std tells only *whether* the thread is
 //!   panicking, not how many panics are in flight, so that second panic does not
 //!   show and the write waits, suspending the coroutine mid-unwind. Not fixable with
-//!   std's API; documented (README, "Panics and unwinding"). The tests below pin down
+//!   std's API; documented (README, "Safety and failure modes"). The tests below pin down
 //!   what happens: polled to completion, the panic comes out as usual; dropped while
 //!   suspended there, the process aborts (soundly, with Rust's message).
 #![cfg(all(not(target_arch = "wasm32"), panic = "unwind", feature = "futures-io"))]

@@ -3,7 +3,7 @@
 //! the outer slot state has WAIT_POLLING, else it reads `std::thread::panicking()`),
 //! and the budget's "never yield while the thread panics".
 //!
-//! Correct behaviour (docs of `wait_io`, README "Panics and unwinding"): IO refuses to
+//! Correct behaviour (docs of `wait_io`, README "Safety and failure modes"): IO refuses to
 //! wait (fails at once if not ready) while the coroutine is unwinding, i.e. when its
 //! Pending would suspend an unwinding chain; a coroutine polled by hand (its Pending
 //! suspends no one else) from a destructor during an unwind waits as usual.
