@@ -530,7 +530,8 @@ impl<'a> Fiber<'a> {
 /// point, on any thread: nothing of the coroutine's own code runs during the trace,
 /// and the switches keep the per-thread state right as for `SendFuture`).
 ///
-/// `bottom` is the lowest usable address of the coroutine's own stack. With less
+/// `bottom` is the lowest usable address of the coroutine's own stack (a stack of a
+/// generator it runs may lie inside it). With less
 /// than [`TRACE_STACK_RESERVE`] bytes free below `sp` there is no trace (`None`): the
 /// capture would overflow the stack, into a guard page (an abort) or, on a custom
 /// stack without one, into memory that is not the stack's. If the coroutine is saved
@@ -549,12 +550,9 @@ pub(crate) unsafe fn trace_suspended(
 ) -> Option<Backtrace> {
     // The capture runs where the coroutine is saved: on its own stack, or on the
     // stack of a generator it runs (a chain suspended from inside the generator),
-    // whose bounds only the stack allocator knows.
-    let free = if (bottom..link as usize).contains(&sp) {
-        Some(sp - bottom)
-    } else {
-        crate::stack::free_below(sp)
-    };
+    // which may also lie inside its own stack (a custom stack made of a local there):
+    // the innermost stack that holds `sp` counts.
+    let free = crate::stack::free_below(sp, (bottom, link as usize));
     if !free.is_some_and(|free| free >= TRACE_STACK_RESERVE) {
         return None;
     }

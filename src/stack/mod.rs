@@ -345,12 +345,22 @@ mod known_stacks {
 /// innermost known stack that does (a custom stack of a live coroutine, or off Linux
 /// a default stack), else on Linux the default stack that does (the allocator's
 /// records). `None` if no known stack contains it.
+///
+/// `own` is the stack of the coroutine being asked about (bottom, top), if `sp` may
+/// lie in it: a stack recorded inside it (a custom stack made of a local on it) that
+/// holds `sp` is the innermost, and counts instead.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn free_below(sp: usize) -> Option<usize> {
-    if let Some(bottom) = known_stacks::bottom_containing(sp) {
+pub(crate) fn free_below(sp: usize, own: (usize, usize)) -> Option<usize> {
+    let recorded = known_stacks::bottom_containing(sp);
+    if (own.0..own.1).contains(&sp) {
+        // The innermost of the two: the one with the higher bottom.
+        let bottom = recorded.map_or(own.0, |b| b.max(own.0));
         return Some(sp - bottom);
     }
-    free_below_in_default_stack(sp)
+    match recorded {
+        Some(bottom) => Some(sp - bottom),
+        None => free_below_in_default_stack(sp),
+    }
 }
 
 impl<'a> StackStorage<'a> {
