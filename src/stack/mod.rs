@@ -261,11 +261,13 @@ pub(crate) enum StackStorage<'a> {
     Custom(CustomStack<'a>),
 }
 
-/// A custom stack of a coroutine, entered in the record of known stacks (see
+/// A custom stack of a coroutine, with the bounds [`StackStorage::custom`] checked
+/// (what the crate uses from then on), entered in the record of known stacks (see
 /// [`free_below`]) for as long as the coroutine has it.
 pub(crate) struct CustomStack<'a> {
-    stack: Box<dyn Stack + 'a>,
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Owned for its memory; its bounds are read once, into `bounds`.
+    _stack: Box<dyn Stack + 'a>,
+    /// (bottom, top).
     bounds: (usize, usize),
 }
 
@@ -407,8 +409,7 @@ impl<'a> StackStorage<'a> {
         #[cfg(not(target_arch = "wasm32"))]
         known_stacks::add((bottom, top));
         Ok(StackStorage::Custom(CustomStack {
-            stack,
-            #[cfg(not(target_arch = "wasm32"))]
+            _stack: stack,
             bounds: (bottom, top),
         }))
     }
@@ -417,7 +418,7 @@ impl<'a> StackStorage<'a> {
     pub(crate) fn top(&self) -> usize {
         match self {
             StackStorage::Pooled(s) => s.top().as_ptr() as usize,
-            StackStorage::Custom(s) => s.stack.top().as_ptr() as usize,
+            StackStorage::Custom(s) => s.bounds.1,
         }
     }
 
@@ -425,7 +426,7 @@ impl<'a> StackStorage<'a> {
     pub(crate) fn bottom(&self) -> usize {
         match self {
             StackStorage::Pooled(s) => s.bottom().as_ptr() as usize,
-            StackStorage::Custom(s) => s.stack.bottom().as_ptr() as usize,
+            StackStorage::Custom(s) => s.bounds.0,
         }
     }
 }
