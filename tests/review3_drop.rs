@@ -4,19 +4,14 @@
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{budget, stackful, wait, yield_now, Builder};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 mod common;
+use common::poll_once as poll;
 use common::Drops;
-
-fn poll<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    Pin::new(f).poll(&mut cx)
-}
 
 /// A generator in the chain of a dropped future catches the cancellation (which
 /// unwinds through it) and yields to the future's frames; they take the value, drop

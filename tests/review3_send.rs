@@ -4,7 +4,6 @@
 
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::{budget, wait, Builder, SendFuture, SendStream, StreamHandle};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,15 +11,11 @@ use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
 mod common;
+use common::poll_once as poll;
 
 #[inline(never)]
 fn thread_id() -> ThreadId {
     std::thread::current().id()
-}
-
-fn poll<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    Pin::new(f).poll(&mut cx)
 }
 
 struct CountDrop(Arc<AtomicUsize>);

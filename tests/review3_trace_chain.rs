@@ -11,26 +11,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
-use stackful::{wait, Builder};
+use stackful::Builder;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 mod common;
-
-/// Recurses until fewer than `left` bytes are free above `bottom`, then waits on a
-/// future that is pending once (suspending the whole chain).
-#[inline(never)]
-fn descend_and_wait(bottom: usize, left: usize) -> usize {
-    let pad = black_box([0u8; 256]);
-    let here = common::stack_address(&pad);
-    if here < bottom + left + common::ASAN_EXTRA_STACK {
-        wait(common::pend_n(1, 7usize));
-        return pad[0] as usize;
-    }
-    descend_and_wait(bottom, left) + black_box(pad[1]) as usize
-}
+use common::descend_and_wait;
 
 /// A future that runs, on a generator stack of `size` bytes, code that recurses until
 /// about `left` bytes are free and then waits. Polled once: suspended, its save point

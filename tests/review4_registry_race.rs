@@ -9,15 +9,16 @@
 use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHandle};
 use stackful::stack::{DefaultStack, Stack};
 use stackful::{registry, wait, Builder};
-use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::descend_and_wait;
+use common::poll_once;
 
 /// As `descend_and_wait`, with other constants: in release, identical functions are
 /// merged into one symbol, and the traces must tell the marked chains apart.
@@ -29,21 +30,6 @@ fn descend_and_wait_marked(bottom: usize, left: usize) -> usize {
         return pad[2] as usize;
     }
     descend_and_wait_marked(bottom, left) + black_box(pad[3]) as usize
-}
-
-#[inline(never)]
-fn descend_and_wait(bottom: usize, left: usize) -> usize {
-    let pad = black_box([0u8; 256]);
-    if common::stack_address(&pad) < bottom + left + common::ASAN_EXTRA_STACK {
-        wait(common::pend_n(1, 7usize));
-        return pad[0] as usize;
-    }
-    descend_and_wait(bottom, left) + black_box(pad[1]) as usize
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    Pin::new(fut).poll(&mut cx)
 }
 
 fn chain(

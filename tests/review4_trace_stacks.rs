@@ -19,36 +19,18 @@ use stackful::generator::{Generator, GeneratorState, StackfulGenerator, YieldHan
 use stackful::stack::{DefaultStack, Stack};
 use stackful::{wait, Builder};
 use std::cell::Cell;
-use std::future::Future;
-use std::hint::black_box;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 mod common;
+use common::descend_and_wait;
+use common::poll_once;
 
 /// Default stacks of the pool are measured on every native target (see
 /// review3_trace_chain.rs).
 const DEFAULT_STACKS_MEASURED: bool = true;
-
-/// Recurses until fewer than `left` bytes are free above `bottom`, then waits on a
-/// future that is pending once (suspending the whole chain).
-#[inline(never)]
-fn descend_and_wait(bottom: usize, left: usize) -> usize {
-    let pad = black_box([0u8; 256]);
-    let here = common::stack_address(&pad);
-    if here < bottom + left + common::ASAN_EXTRA_STACK {
-        wait(common::pend_n(1, 7usize));
-        return pad[0] as usize;
-    }
-    descend_and_wait(bottom, left) + black_box(pad[1]) as usize
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    Pin::new(fut).poll(&mut cx)
-}
 
 /// A future whose closure runs a generator made by `make` (given the code to run)
 /// and resumes it to completion; polled once, so that it is suspended with its save

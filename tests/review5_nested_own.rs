@@ -11,14 +11,14 @@
 use stackful::generator::{Generator, GeneratorState, YieldHandle};
 use stackful::stack::Stack;
 use stackful::{wait, Builder};
-use std::future::Future;
 use std::hint::black_box;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 mod common;
+use common::poll_once;
 
 const CANARY: u8 = 0xA5;
 const BELOW: usize = 32 * 1024;
@@ -75,11 +75,6 @@ fn nested_descend_and_wait(bottom: usize, left: usize) -> usize {
         return pad[0] as usize + 1;
     }
     nested_descend_and_wait(bottom, left) + black_box(pad[1]) as usize
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    Pin::new(fut).poll(&mut cx)
 }
 
 /// The body of the outer coroutine: a local `Area`, its `stack` lent to a scoped

@@ -11,13 +11,13 @@ use stackful::generator::{Generator, GeneratorState, YieldHandle};
 use stackful::stack::Stack;
 use stackful::{wait, Builder};
 use std::cell::Cell;
-use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 mod common;
+use common::poll_once;
 use common::HeapStack;
 
 #[inline(never)]
@@ -29,11 +29,6 @@ fn record_descend_and_wait(bottom: usize, left: usize) -> usize {
         return pad[0] as usize + 2;
     }
     record_descend_and_wait(bottom, left) + black_box(pad[1]) as usize
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    Pin::new(fut).poll(&mut cx)
 }
 
 /// A 'static future owning a heap stack that three scoped generators use before a

@@ -365,3 +365,23 @@ pub const ASAN_EXTRA_STACK: usize = if cfg!(stackful_asan) { 4 * 1024 } else { 0
 pub fn surely_too_full_to_trace(left: usize) -> bool {
     left + ASAN_EXTRA_STACK <= 8 * 1024
 }
+
+/// Polls `fut` once with a waker that does nothing.
+pub fn poll_once<F: Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    Pin::new(fut).poll(&mut cx)
+}
+
+/// Recurses until fewer than `left` bytes (plus [`ASAN_EXTRA_STACK`]) are free above
+/// `bottom`, then waits on a future that is pending once (suspending the whole chain
+/// it runs in). Tests look for its name in backtraces.
+#[inline(never)]
+pub fn descend_and_wait(bottom: usize, left: usize) -> usize {
+    let pad = std::hint::black_box([0u8; 256]);
+    let here = stack_address(&pad);
+    if here < bottom + left + ASAN_EXTRA_STACK {
+        stackful::wait(pend_n(1, 7usize));
+        return pad[0] as usize;
+    }
+    descend_and_wait(bottom, left) + std::hint::black_box(pad[1]) as usize
+}
